@@ -1,0 +1,97 @@
+"""The app factory: Quart for HTTP and pages, Socket.IO mounted beside it, one runtime behind both."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import socketio
+from quart import Quart
+
+from arcane.bus import Bus
+from arcane.config import Settings
+from arcane.game.scenarios import LibrarySource, ScenarioSource
+from arcane.game.service import GameService
+from arcane.identity import Tokens
+from arcane.routes import api, errors, legacy, pages
+from arcane.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything one server process owns; opened before serving, closed after."""
+
+    settings: Settings
+    store: Store
+    bus: Bus
+    service: GameService
+    tokens: Tokens
+    sio: socketio.AsyncServer
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.bus.start()
+        await self.service.resume_waiting_games()
+
+    async def stop(self) -> None:
+        await self.service.close()
+        await self.bus.stop()
+        await self.store.close()
+
+
+def create_quart(settings: Settings) -> Quart:
+    app = Quart("arcane", template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.secret_key = settings.resolved_secret_key()
+    app.config.update(
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SESSION_COOKIE_NAME="arcane_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(legacy.blueprint)
+    app.register_blueprint(pages.blueprint)
+    errors.register(app)
+    return app
+
+
+def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> socketio.ASGIApp:
+    settings = settings or Settings.from_env()
+    bus = Bus()
+    store = Store(settings.database, retention=settings.log_retention, on_commit=bus.publish)
+    service = GameService(store, settings, source or LibrarySource(), publish=bus.publish)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_payload,
+    )
+    quart_app = create_quart(settings)
+    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), sio)
+    quart_app.extensions["arcane"] = runtime
+
+    @quart_app.before_serving
+    async def start() -> None:
+        await runtime.start()
+        log.info("serving with database %s", settings.database)
+
+    @quart_app.after_serving
+    async def stop() -> None:
+        await runtime.stop()
+
+    # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
+    asgi = socketio.ASGIApp(sio, other_asgi_app=quart_app)
+    asgi.quart = quart_app  # type: ignore[attr-defined]
+    asgi.runtime = runtime  # type: ignore[attr-defined]
+    return asgi
+
+
+def runtime_of(app: Any) -> Runtime:
+    return app.runtime if hasattr(app, "runtime") else app.extensions["arcane"]

@@ -1,0 +1,119 @@
+"""Publish/subscribe for committed and ephemeral events; the meeting point of all transports.
+
+The memory bus delivers in publish order to bounded per-subscriber queues. A
+subscriber that falls `maxsize` events behind is marked overflowed and closed:
+its owner resumes from its cursor instead of the server buffering without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+from arcane.events import Event
+
+
+class Subscription:
+    def __init__(self, bus: Bus, game_code: str | None, maxsize: int) -> None:
+        self._bus = bus
+        self.game_code = game_code
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self.closed = False
+
+    def deliver(self, event: Event) -> None:
+        if self.closed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.close()
+
+    def close(self) -> None:
+        """Stop receiving; a waiting `get()` wakes up and returns None."""
+        if self.closed:
+            return
+        self.closed = True
+        self._bus._remove(self)
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+
+    async def get(self) -> Event | None:
+        if self.closed and self._queue.empty():
+            return None
+        return await self._queue.get()
+
+    def get_nowait(self) -> Event | None:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Event]:
+        while (event := await self.get()) is not None:
+            yield event
+
+
+class Bus:
+    """In-process bus. `subscribe(None)` receives every game's events."""
+
+    def __init__(self) -> None:
+        self._by_game: dict[str | None, set[Subscription]] = {}
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def publish(self, events: Iterable[Event]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                listener(event)
+            for key in (event.game_code, None):
+                for sub in tuple(self._by_game.get(key, ())):
+                    sub.deliver(event)
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """A synchronous callback run for every event, in publish order."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.remove(listener)
+
+    def open_subscription(self, game_code: str | None, *, maxsize: int = 1000) -> Subscription:
+        sub = Subscription(self, game_code, maxsize)
+        self._by_game.setdefault(game_code, set()).add(sub)
+        return sub
+
+    @asynccontextmanager
+    async def subscribe(self, game_code: str | None, *, maxsize: int = 1000) -> AsyncIterator[Subscription]:
+        sub = self.open_subscription(game_code, maxsize=maxsize)
+        try:
+            yield sub
+        finally:
+            sub.close()
+
+    def subscriber_count(self, game_code: str | None = None) -> int:
+        if game_code is None:
+            return sum(len(subs) for subs in self._by_game.values())
+        return len(self._by_game.get(game_code, ()))
+
+    def _remove(self, sub: Subscription) -> None:
+        subs = self._by_game.get(sub.game_code)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_game[sub.game_code]
+
+    async def start(self) -> None:
+        """Backends with connections open them here; the memory bus has none."""
+
+    async def stop(self) -> None:
+        for subs in tuple(self._by_game.values()):
+            for sub in tuple(subs):
+                sub.close()

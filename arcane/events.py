@@ -1,0 +1,60 @@
+"""Events as the log, the bus and every transport see them, and who may see each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOM = "room"
+EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
+                              "player_connected", "player_disconnected"})
+
+
+def player_audience(player_id: str) -> str:
+    return f"player:{player_id}"
+
+
+def visible_to(audience: str, player_id: str | None) -> bool:
+    """The one place that decides whether a viewer may see an event."""
+    if audience == ROOM:
+        return True
+    return player_id is not None and audience == player_audience(player_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A game event. Logged events carry a seq; ephemeral ones (seq None) are never stored.
+
+    `exclude` names a player who must not receive it (the typist of `player_typing`).
+    """
+
+    game_code: str
+    name: str
+    payload: dict[str, Any]
+    audience: str = ROOM
+    seq: int | None = None
+    timestamp: float = 0.0
+    exclude: str | None = None
+    _wire: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def logged(self) -> bool:
+        return self.seq is not None
+
+    def visible_to(self, player_id: str | None) -> bool:
+        if self.exclude is not None and self.exclude == player_id:
+            return False
+        return visible_to(self.audience, player_id)
+
+    def data(self) -> dict[str, Any]:
+        """The payload a client receives: logged events carry seq and timestamp."""
+        if self.seq is None:
+            return self.payload
+        return {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
+
+    def data_json(self) -> str:
+        """`data()` encoded once, however many recipients it has."""
+        if not self._wire:
+            self._wire.append(json.dumps(self.data(), separators=(",", ":")))
+        return self._wire[0]

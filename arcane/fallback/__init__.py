@@ -1,0 +1,1 @@
+"""Server-Sent Events and long-polling: the same room events for networks without websockets."""

@@ -1,0 +1,1 @@
+"""The rules of The Arcane Codex. Knows nothing of transports."""

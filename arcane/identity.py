@@ -1,0 +1,62 @@
+"""Player tokens and the identities kept in the session cookie; shared by every transport."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from arcane.errors import ArcaneError, ErrorCode
+from arcane.game.records import Identity
+
+SESSION_GAMES = "games"
+SESSION_CURRENT = "current_game"
+
+
+class Tokens:
+    def __init__(self, secret_key: str) -> None:
+        self._serializer = URLSafeSerializer(secret_key, salt="arcane-player-token")
+
+    def issue(self, game_code: str, player_id: str) -> str:
+        return self._serializer.dumps({"g": game_code, "p": player_id})
+
+    def read(self, token: str) -> Identity:
+        try:
+            data = self._serializer.loads(token)
+        except BadSignature as exc:
+            raise ArcaneError(ErrorCode.AUTH_REQUIRED, "the player token is not valid") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("g"), str) or not isinstance(data.get("p"), str):
+            raise ArcaneError(ErrorCode.AUTH_REQUIRED, "the player token is not valid")
+        return Identity(data["g"], data["p"])
+
+
+def session_games(session: Mapping[str, Any]) -> dict[str, str]:
+    games = session.get(SESSION_GAMES)
+    return dict(games) if isinstance(games, dict) else {}
+
+
+def remember(session: Any, ident: Identity) -> None:
+    """Keep the seat in the signed session cookie; one browser may sit in several games."""
+    games = session_games(session)
+    games[ident.game_code] = ident.player_id
+    session[SESSION_GAMES] = games
+    session[SESSION_CURRENT] = ident.game_code
+
+
+def identity_for(game_code: str, token: str | None, session: Mapping[str, Any], tokens: Tokens) -> Identity:
+    """The caller's identity in `game_code`: a token wins over the session cookie.
+
+    Raises AUTH_REQUIRED without any identity, NOT_IN_GAME with one for other games only.
+    """
+    if token:
+        ident = tokens.read(token)
+        if ident.game_code != game_code:
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "this token belongs to another game")
+        return ident
+    games = session_games(session)
+    if game_code in games:
+        return Identity(game_code, games[game_code])
+    if games:
+        raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
+    raise ArcaneError(ErrorCode.AUTH_REQUIRED, "join the game first, or send your player token")

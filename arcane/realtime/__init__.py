@@ -1,0 +1,1 @@
+"""Socket.IO: the primary real-time transport. Knows transports, not game rules."""

@@ -1,0 +1,105 @@
+"""The JSON HTTP API of DESIGN.md (the SSE and long-poll routes live in arcane/fallback/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, jsonify, session
+
+from arcane.game.records import Identity
+from arcane.game.service import Seat, normalize_code
+from arcane.identity import remember
+from arcane.routes.common import caller, json_body, runtime
+
+blueprint = Blueprint("api", __name__)
+
+
+def seated(seat: Seat) -> tuple[Any, int]:
+    """The answer to create/join/watch: the seat, its token, and the session cookie set."""
+    remember(session, Identity(seat.game_code, seat.player_id))
+    token = runtime().tokens.issue(seat.game_code, seat.player_id)
+    return jsonify(seat.public() | {"player_token": token}), 201
+
+
+@blueprint.get("/healthz")
+async def healthz() -> Any:
+    rt = runtime()
+    await rt.store.fetchone("SELECT 1")
+    return jsonify({"ok": True})
+
+
+@blueprint.post("/api/games")
+async def create_game() -> Any:
+    body = await json_body()
+    return seated(await runtime().service.create_game(body.get("player_name"), body.get("max_players")))
+
+
+@blueprint.post("/api/games/<code>/players")
+async def join_game(code: str) -> Any:
+    body = await json_body()
+    return seated(await runtime().service.join_game(code, body.get("player_name")))
+
+
+@blueprint.post("/api/games/<code>/spectators")
+async def watch_game(code: str) -> Any:
+    body = await json_body()
+    return seated(await runtime().service.watch_game(code, body.get("name")))
+
+
+@blueprint.post("/api/games/<code>/leave")
+async def leave_game(code: str) -> Any:
+    ident, _ = await caller(code)
+    await runtime().service.leave_game(ident)
+    return jsonify({"ok": True})
+
+
+@blueprint.get("/api/games/<code>")
+async def view(code: str) -> Any:
+    ident, _ = await caller(code)
+    return jsonify(await runtime().service.view(ident))
+
+
+@blueprint.post("/api/games/<code>/start")
+async def start_game(code: str) -> Any:
+    ident, _ = await caller(code)
+    await runtime().service.start_game(ident)
+    return jsonify({"ok": True, "phase": "interrogation"})
+
+
+@blueprint.get("/api/games/<code>/interrogation")
+async def current_question(code: str) -> Any:
+    ident, _ = await caller(code)
+    return jsonify({"question": await runtime().service.current_question(ident)})
+
+
+@blueprint.post("/api/games/<code>/interrogation")
+async def answer(code: str) -> Any:
+    ident, _ = await caller(code)
+    body = await json_body()
+    return jsonify(await runtime().service.answer(ident, body.get("answer_id"), body.get("question_id")))
+
+
+@blueprint.post("/api/games/<code>/choices")
+async def choose(code: str) -> Any:
+    ident, _ = await caller(code)
+    body = await json_body()
+    return jsonify(await runtime().service.choose(ident, body.get("option_id"), body.get("text")))
+
+
+@blueprint.post("/api/games/<code>/chat")
+async def chat(code: str) -> Any:
+    ident, _ = await caller(code)
+    body = await json_body()
+    event = await runtime().service.chat(ident, body.get("text"))
+    return jsonify({"ok": True, "seq": event.seq}), 201
+
+
+@blueprint.post("/api/games/<code>/typing")
+async def typing(code: str) -> Any:
+    ident, member = await caller(code)
+    body = await json_body()
+    await runtime().service.typing(ident, body.get("is_typing"), member=member)
+    return jsonify({"ok": True})
+
+
+__all__ = ["blueprint", "normalize_code"]

@@ -1,0 +1,49 @@
+"""What every HTTP route shares: the runtime, JSON bodies, and who the caller is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import current_app, request, session
+
+from arcane.errors import ArcaneError, ErrorCode, validation
+from arcane.game.records import Identity, Member
+from arcane.game.service import normalize_code
+
+
+def runtime() -> Any:
+    return current_app.extensions["arcane"]
+
+
+async def json_body() -> dict[str, Any]:
+    body = await request.get_json(force=True, silent=True)
+    if body is None and not (await request.get_data()):
+        return {}
+    if not isinstance(body, dict):
+        raise validation("the request body must be a JSON object")
+    return body
+
+
+def bearer_token(*, allow_query: bool = False) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    if allow_query:
+        return request.args.get("token") or None
+    return None
+
+
+async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identity, Member]:
+    """The caller's seat in game `code`, by bearer token or session cookie."""
+    from arcane.identity import identity_for
+
+    rt = runtime()
+    code = normalize_code(code)
+    await rt.service.require_game(code)
+    ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
+    return ident, await rt.service.member(ident)
+
+
+def require(condition: bool, code: ErrorCode, message: str) -> None:
+    if not condition:
+        raise ArcaneError(code, message)

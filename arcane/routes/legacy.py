@@ -1,0 +1,112 @@
+"""The original game's routes, kept working on the same service; they act on the session's game."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, jsonify, session
+
+from arcane.errors import ArcaneError, ErrorCode
+from arcane.game.records import Identity
+from arcane.game.service import clean_name
+from arcane.identity import SESSION_CURRENT, remember, session_games
+from arcane.routes.common import json_body, runtime
+
+blueprint = Blueprint("legacy", __name__)
+SESSION_USERNAME = "username"
+
+
+def current_identity() -> Identity:
+    code = session.get(SESSION_CURRENT)
+    games = session_games(session)
+    if not code or code not in games:
+        raise ArcaneError(ErrorCode.NO_GAME, "you are not in a game: create or join one first")
+    return Identity(code, games[code])
+
+
+async def _name(body: dict[str, Any]) -> str:
+    name = body.get("player_name") or body.get("username") or session.get(SESSION_USERNAME)
+    if not name:
+        raise ArcaneError(ErrorCode.VALIDATION_ERROR, "set a username first (/api/set_username)")
+    return clean_name(name)
+
+
+def _seated(game_code: str, player_id: str, player_name: str) -> Any:
+    remember(session, Identity(game_code, player_id))
+    token = runtime().tokens.issue(game_code, player_id)
+    return jsonify({"success": True, "game_code": game_code, "player_id": player_id,
+                    "player_name": player_name, "player_token": token})
+
+
+@blueprint.post("/api/set_username")
+async def set_username() -> Any:
+    body = await json_body()
+    name = clean_name(body.get("username"), "username")
+    session[SESSION_USERNAME] = name
+    return jsonify({"success": True, "username": name})
+
+
+@blueprint.post("/api/create_game")
+async def create_game() -> Any:
+    body = await json_body()
+    seat = await runtime().service.create_game(await _name(body), body.get("max_players"))
+    return _seated(seat.game_code, seat.player_id, seat.player_name)
+
+
+@blueprint.post("/api/join_game")
+async def join_game() -> Any:
+    body = await json_body()
+    seat = await runtime().service.join_game(body.get("game_code"), await _name(body))
+    return _seated(seat.game_code, seat.player_id, seat.player_name)
+
+
+@blueprint.get("/api/session_info")
+async def session_info() -> Any:
+    code = session.get(SESSION_CURRENT)
+    games = session_games(session)
+    return jsonify({
+        "username": session.get(SESSION_USERNAME),
+        "game_code": code if code in games else None,
+        "player_id": games.get(code) if code else None,
+        "in_game": bool(code and code in games),
+        "games": sorted(games),
+    })
+
+
+@blueprint.get("/api/game_state")
+async def game_state() -> Any:
+    return jsonify(await runtime().service.view(current_identity()))
+
+
+@blueprint.get("/api/current_scenario")
+async def current_scenario() -> Any:
+    view = await runtime().service.view(current_identity())
+    return jsonify({"scenario": view["scenario"], "turn_number": view["turn_number"], "phase": view["phase"]})
+
+
+@blueprint.get("/api/my_whisper")
+async def my_whisper() -> Any:
+    view = await runtime().service.view(current_identity())
+    return jsonify({"whisper": view["whisper"], "turn_number": view["turn_number"]})
+
+
+@blueprint.post("/api/make_choice")
+async def make_choice() -> Any:
+    body = await json_body()
+    option_id, text = body.get("option_id"), body.get("text")
+    if option_id is None and text is None and "choice" in body:
+        view = await runtime().service.view(current_identity())
+        options = {o["id"] for o in (view["scenario"] or {}).get("options", [])}
+        option_id, text = (body["choice"], None) if body["choice"] in options else (None, body["choice"])
+    result = await runtime().service.choose(current_identity(), option_id, text)
+    return jsonify({"success": True} | result)
+
+
+@blueprint.get("/api/waiting_for")
+async def waiting_for() -> Any:
+    view = await runtime().service.view(current_identity())
+    names = {p["player_id"]: p["player_name"] for p in view["players"]}
+    return jsonify({
+        "waiting_for": [{"player_id": pid, "player_name": names.get(pid)} for pid in view["waiting_for"]],
+        "phase": view["phase"], "turn_number": view["turn_number"],
+    })

@@ -1,0 +1,280 @@
+"""SQLite persistence: schema migrations, one serialised writer, readers, the event log.
+
+Every write runs in `Store.transaction()`: state changes and the events they log
+commit together, and the committed events are handed to `on_commit` (the bus)
+while the writer lock is still held, so they are published in seq order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from arcane.events import ROOM, Event, player_audience
+
+T = TypeVar("T")
+Row = aiosqlite.Row
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE games (
+        code TEXT PRIMARY KEY,
+        phase TEXT NOT NULL,
+        max_players INTEGER NOT NULL,
+        turn_number INTEGER NOT NULL DEFAULT 0,
+        party_trust INTEGER NOT NULL,
+        npcs TEXT NOT NULL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        log_floor INTEGER NOT NULL DEFAULT 0,
+        finished_reason TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE players (
+        game_code TEXT NOT NULL,
+        player_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        is_host INTEGER NOT NULL DEFAULT 0,
+        position INTEGER NOT NULL,
+        player_class TEXT,
+        divine_favor TEXT,
+        questions TEXT,
+        joined_at REAL NOT NULL,
+        PRIMARY KEY (game_code, player_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE interrogation_answers (
+        game_code TEXT NOT NULL,
+        player_id TEXT NOT NULL,
+        question_id TEXT NOT NULL,
+        answer_id TEXT NOT NULL,
+        answered_at REAL NOT NULL,
+        PRIMARY KEY (game_code, player_id, question_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE scenarios (
+        game_code TEXT NOT NULL,
+        turn_number INTEGER NOT NULL,
+        scenario_id TEXT NOT NULL,
+        theme TEXT NOT NULL,
+        title TEXT NOT NULL,
+        public_scene TEXT NOT NULL,
+        options TEXT NOT NULL,
+        whispers TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (game_code, turn_number)
+    ) WITHOUT ROWID;
+    CREATE TABLE choices (
+        game_code TEXT NOT NULL,
+        turn_number INTEGER NOT NULL,
+        player_id TEXT NOT NULL,
+        option_id TEXT,
+        text TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (game_code, turn_number, player_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        game_code TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (game_code, seq)
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+async def _uninterrupted(awaitable: Awaitable[T]) -> T:
+    """Run to completion even if the caller is cancelled; re-raise the cancellation after."""
+    task = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+            break
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
+class Transaction:
+    """The writer connection inside BEGIN IMMEDIATE, collecting the events it logs."""
+
+    def __init__(self, conn: aiosqlite.Connection, retention: int) -> None:
+        self._conn = conn
+        self._retention = retention
+        self._floors: dict[str, tuple[int, int]] = {}
+        self.events: list[Event] = []
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._conn.execute(sql, params)
+        rowcount = cursor.rowcount
+        await cursor.close()
+        return rowcount
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+    async def log(
+        self, game_code: str, name: str, payload: dict[str, Any], *, to_player: str | None = None
+    ) -> Event:
+        """Append an event to the game's log; its seq is assigned here, in this transaction."""
+        row = await self.fetchone(
+            "UPDATE games SET last_seq = last_seq + 1 WHERE code = ? RETURNING last_seq, log_floor",
+            (game_code,),
+        )
+        assert row is not None, f"log() for unknown game {game_code}"
+        seq, floor = row[0], row[1]
+        audience = ROOM if to_player is None else player_audience(to_player)
+        now = time.time()
+        await self.execute(
+            "INSERT INTO events (game_code, seq, event, audience, payload, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (game_code, seq, name, audience, json.dumps(payload), now),
+        )
+        self._floors[game_code] = (seq, floor)
+        event = Event(game_code, name, payload, audience, seq, now)
+        self.events.append(event)
+        return event
+
+    async def _prune(self) -> None:
+        for game_code, (last_seq, floor) in self._floors.items():
+            new_floor = last_seq - self._retention
+            if new_floor > floor:
+                await self.execute(
+                    "DELETE FROM events WHERE game_code = ? AND seq <= ?", (game_code, new_floor)
+                )
+                await self.execute(
+                    "UPDATE games SET log_floor = ? WHERE code = ?", (new_floor, game_code)
+                )
+
+
+class Store:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        retention: int = 10_000,
+        synchronous: str = "FULL",
+        on_commit: Callable[[list[Event]], None] = lambda events: None,
+    ) -> None:
+        self.path = Path(path)
+        self.retention = retention
+        self._synchronous = synchronous
+        self.on_commit = on_commit
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def close(self) -> None:
+        async with self._lock:
+            for conn in (self._reader, self._writer):
+                if conn is not None:
+                    await conn.close()
+            self._reader = self._writer = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        return conn
+
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = row[0] if row else 0
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        conn = self._writer
+        if conn is None:
+            raise RuntimeError("store is not open")
+        async with self._lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(conn, self.retention)
+            try:
+                yield tx
+                await tx._prune()
+            except BaseException:
+                await _uninterrupted(conn.execute("ROLLBACK"))
+                raise
+            await _uninterrupted(self._commit(conn, tx))
+
+    async def _commit(self, conn: aiosqlite.Connection, tx: Transaction) -> None:
+        await conn.execute("COMMIT")
+        if tx.events:
+            self.on_commit(tx.events)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Store]:
+        """Reads inside one read transaction: a consistent view of several tables."""
+        assert self._reader is not None, "store is not open"
+        async with self._read_lock:
+            await self._reader.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                await _uninterrupted(self._reader.execute("COMMIT"))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        assert self._reader is not None, "store is not open"
+        async with self._reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        assert self._reader is not None, "store is not open"
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def log_bounds(self, game_code: str) -> tuple[int, int] | None:
+        """(floor, last_seq): events with floor < seq <= last_seq are in the log."""
+        row = await self.fetchone(
+            "SELECT log_floor, last_seq FROM games WHERE code = ?", (game_code,)
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def events_after(
+        self, game_code: str, after: int, viewer: str | None, *, upto: int | None = None
+    ) -> list[Event]:
+        """The events `viewer` may see with after < seq (<= upto), in seq order."""
+        own = ROOM if viewer is None else player_audience(viewer)
+        sql = (
+            "SELECT seq, event, audience, payload, created_at FROM events"
+            " WHERE game_code = ? AND seq > ? AND audience IN (?, ?)"
+        )
+        params: list[Any] = [game_code, after, ROOM, own]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            params.append(upto)
+        sql += " ORDER BY seq"
+        rows = await self.fetchall(sql, params)
+        return [
+            Event(game_code, r["event"], json.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
+            for r in rows
+        ]

@@ -1,0 +1,175 @@
+"""Test harness: a live hypercorn on a free port, and players that speak the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from arcane import create_app
+from arcane.app import Runtime
+from arcane.config import Settings
+from arcane.game.scenarios import ScenarioSource
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(name: str) -> str:
+    """The tool's path; outside CI a missing tool skips with the reason, in CI it fails."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install {name})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        database=tmp_path / "arcane.db", secret_key="test-secret", presence_grace=0.5,
+        scenario_timeout=2.0,
+    )
+    return replace(base, **overrides)
+
+
+class LiveServer:
+    """`hypercorn` serving a fresh `create_app()` on a socket that outlives restarts."""
+
+    def __init__(self, settings: Settings, source: ScenarioSource | None = None) -> None:
+        self.settings = settings
+        self.source = source
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(512)
+        self._sock.set_inheritable(True)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app: Any = None
+        self._shutdown: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.runtime
+
+    async def start(self) -> None:
+        self.app = create_app(self.settings, source=self.source)
+        config = Config()
+        # hypercorn owns (and closes) the fd it is given: hand it a duplicate.
+        config.bind = [f"fd://{os.dup(self._sock.fileno())}"]
+        config.graceful_timeout = 2
+        config.accesslog = None
+        config.errorlog = None
+        self._shutdown = asyncio.Event()
+        self._task = asyncio.create_task(serve(self.app, config, shutdown_trigger=self._shutdown.wait))
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.02)
+        raise RuntimeError("server did not start")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        assert self._shutdown is not None
+        self._shutdown.set()
+        await asyncio.wait_for(self._task, 15)
+        self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@dataclass
+class Player:
+    """One person at the table, speaking the HTTP API with their bearer token."""
+
+    server: LiveServer
+    game_code: str
+    player_id: str
+    player_name: str
+    token: str
+    client: httpx.AsyncClient = field(repr=False)
+
+    @classmethod
+    async def create(cls, server: LiveServer, name: str, **body: Any) -> Player:
+        client = httpx.AsyncClient(base_url=server.url, timeout=30)
+        response = await client.post("/api/games", json={"player_name": name, **body})
+        assert response.status_code == 201, response.text
+        return cls._seated(server, client, response.json())
+
+    @classmethod
+    async def join(cls, server: LiveServer, code: str, name: str) -> Player:
+        client = httpx.AsyncClient(base_url=server.url, timeout=30)
+        response = await client.post(f"/api/games/{code}/players", json={"player_name": name})
+        assert response.status_code == 201, response.text
+        return cls._seated(server, client, response.json())
+
+    @classmethod
+    async def watch(cls, server: LiveServer, code: str, name: str) -> Player:
+        client = httpx.AsyncClient(base_url=server.url, timeout=30)
+        response = await client.post(f"/api/games/{code}/spectators", json={"name": name})
+        assert response.status_code == 201, response.text
+        return cls._seated(server, client, response.json())
+
+    @classmethod
+    def _seated(cls, server: LiveServer, client: httpx.AsyncClient, data: dict[str, Any]) -> Player:
+        client.headers["Authorization"] = f"Bearer {data['player_token']}"
+        return cls(server, data["game_code"], data["player_id"], data["player_name"], data["player_token"], client)
+
+    async def get(self, path: str = "", **kwargs: Any) -> httpx.Response:
+        return await self.client.get(f"/api/games/{self.game_code}{path}", **kwargs)
+
+    async def post(self, path: str, body: Any = None) -> httpx.Response:
+        return await self.client.post(f"/api/games/{self.game_code}{path}", json=body if body is not None else {})
+
+    async def view(self) -> dict[str, Any]:
+        response = await self.get()
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def answer_all(self) -> str:
+        """Answer every interrogation question with its first answer; the class earned."""
+        while True:
+            question = (await self.get("/interrogation")).json()["question"]
+            if question is None:
+                return (await self.view())["you"]["player_class"]
+            response = await self.post("/interrogation", {"answer_id": question["answers"][0]["id"]})
+            assert response.status_code == 200, response.text
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+async def seat_party(server: LiveServer, names: list[str]) -> list[Player]:
+    host = await Player.create(server, names[0])
+    others = [await Player.join(server, host.game_code, n) for n in names[1:]]
+    return [host, *others]
+
+
+async def play_to_first_turn(party: list[Player]) -> None:
+    response = await party[0].post("/start")
+    assert response.status_code == 200, response.text
+    for player in party:
+        await player.answer_all()
