@@ -15,6 +15,7 @@ from arcane.config import Settings
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import Tokens
+from arcane.presence import Presence
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
@@ -31,6 +32,7 @@ class Runtime:
     bus: Bus
     service: GameService
     tokens: Tokens
+    presence: Presence
     sio: socketio.AsyncServer
 
     async def start(self) -> None:
@@ -39,6 +41,7 @@ class Runtime:
         await self.service.resume_waiting_games()
 
     async def stop(self) -> None:
+        await self.presence.close()
         await self.service.close()
         await self.bus.stop()
         await self.store.close()
@@ -66,6 +69,8 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     bus = Bus()
     store = Store(settings.database, retention=settings.log_retention, on_commit=bus.publish)
     service = GameService(store, settings, source or LibrarySource(), publish=bus.publish)
+    presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster)
+    service.online = presence.online
     sio = socketio.AsyncServer(
         async_mode="asgi",
         cors_allowed_origins=list(settings.cors_origins) or None,
@@ -74,7 +79,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
         max_http_buffer_size=settings.max_payload,
     )
     quart_app = create_quart(settings)
-    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), sio)
+    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, sio)
     quart_app.extensions["arcane"] = runtime
 
     @quart_app.before_serving

@@ -130,6 +130,10 @@ class GameService:
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
         return member
 
+    async def roster(self, code: str) -> list[tuple[str, str]]:
+        """(player_id, name) of the game's players, spectators aside."""
+        return [(m.player_id, m.name) for m in await load_members(self._store, code) if m.is_player]
+
     # -- lobby ---------------------------------------------------------------------------
 
     async def create_game(self, player_name: Any, max_players: Any = None) -> Seat:
