@@ -89,6 +89,8 @@ class LiveServer:
         if self._task is None:
             return
         assert self._shutdown is not None
+        # What the SIGTERM handler does under `hypercorn arcane:app`; see Runtime.begin_shutdown.
+        self.runtime.begin_shutdown()
         self._shutdown.set()
         await asyncio.wait_for(self._task, 15)
         self._task = None
