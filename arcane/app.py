@@ -13,12 +13,15 @@ from typing import Any
 import socketio
 from quart import Quart
 
+from arcane import fallback
 from arcane.bus import Bus
 from arcane.config import Settings
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import Tokens
 from arcane.presence import Presence
+from arcane.realtime.handlers import Realtime
+from arcane.realtime.server import create_server
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
@@ -38,6 +41,8 @@ class Runtime:
     presence: Presence
     sio: socketio.AsyncServer
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    realtime: Realtime | None = None
+    _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> None:
         self.closing = asyncio.Event()
@@ -51,10 +56,15 @@ class Runtime:
         if self.closing.is_set():
             return
         self.closing.set()
-        asyncio.ensure_future(self.sio.shutdown())
+        if self.realtime is not None:
+            task = asyncio.ensure_future(self.realtime.close_all())
+            self._closing_tasks.add(task)
+            task.add_done_callback(self._closing_tasks.discard)
 
     async def stop(self) -> None:
         self.begin_shutdown()
+        await asyncio.gather(*self._closing_tasks, return_exceptions=True)
+        await self.sio.shutdown()
         await self.presence.close()
         await self.service.close()
         await self.bus.stop()
@@ -98,6 +108,7 @@ def create_quart(settings: Settings) -> Quart:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(legacy.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(fallback.blueprint)
     errors.register(app)
     return app
 
@@ -109,16 +120,11 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     service = GameService(store, settings, source or LibrarySource(), publish=bus.publish)
     presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster)
     service.online = presence.online
-    sio = socketio.AsyncServer(
-        async_mode="asgi",
-        cors_allowed_origins=list(settings.cors_origins) or None,
-        ping_interval=settings.ping_interval,
-        ping_timeout=settings.ping_timeout,
-        max_http_buffer_size=settings.max_payload,
-    )
+    sio = create_server(settings)
     quart_app = create_quart(settings)
     runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, sio)
     quart_app.extensions["arcane"] = runtime
+    runtime.realtime = Realtime(runtime, _session_loader(quart_app))
 
     @quart_app.before_serving
     async def start() -> None:
@@ -134,6 +140,23 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     asgi.quart = quart_app  # type: ignore[attr-defined]
     asgi.runtime = runtime  # type: ignore[attr-defined]
     return asgi
+
+
+def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:
+    """Decode Quart's signed session cookie outside a request (for Socket.IO connects)."""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    max_age = int(app.permanent_session_lifetime.total_seconds())
+
+    def load(value: str) -> dict[str, Any] | None:
+        if serializer is None:
+            return None
+        try:
+            data = serializer.loads(value, max_age=max_age)
+        except Exception:
+            return None
+        return data if isinstance(data, dict) else None
+
+    return load
 
 
 def runtime_of(app: Any) -> Runtime:

@@ -37,12 +37,12 @@ class Subscription:
             return
         self.closed = True
         self._bus._remove(self)
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            # Nobody waits on a full queue, and get() answers None once it is drained.
+            # Dropping an event to make room would hand the owner a gap behind its cursor.
+            pass
 
     async def get(self) -> Event | None:
         if self.closed and self._queue.empty():

@@ -81,8 +81,11 @@ class Feed:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races a result, and a cancelled stream must end.
             try:
-                event = await asyncio.wait_for(self._sub.get(), remaining)
+                async with asyncio.timeout(remaining):
+                    event = await self._sub.get()
             except TimeoutError:
                 return None
             if event is None:

@@ -42,6 +42,9 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return replace(base, **overrides)
 
 
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+
+
 class LiveServer:
     """`hypercorn` serving a fresh `create_app()` on a socket that outlives restarts."""
 

@@ -1,1 +1,18 @@
-"""Server-Sent Events and long-polling: the same room events for networks without websockets."""
+"""Server-Sent Events and long-polling: the same room events for networks without websockets.
+
+Both transports read the one bus and the one log through `arcane.feed.Feed`, so a
+client sees the same events, in the same order, with the same seq, as a Socket.IO
+client. They deliver; they never invent game events.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from arcane.fallback import longpoll, sse
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("fallback", __name__)
+blueprint.register_blueprint(sse.blueprint)
+blueprint.register_blueprint(longpoll.blueprint)

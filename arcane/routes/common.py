@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from quart import current_app, request, session
@@ -16,9 +17,13 @@ def runtime() -> Any:
 
 
 async def json_body() -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
-    if body is None and not (await request.get_data()):
+    raw = await request.get_data()
+    if not raw:
         return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # malformed, not text at all, or nested past the parser
+        body = None
     if not isinstance(body, dict):
         raise validation("the request body must be a JSON object")
     return body

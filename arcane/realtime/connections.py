@@ -1,0 +1,60 @@
+"""Socket.IO connections: who each socket is, and the task that feeds it its game."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from arcane.events import Event
+from arcane.feed import CatchUp, Feed
+from arcane.game.records import Identity, Member
+from arcane.realtime.limits import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Room:
+    """A socket's seat in one game room: the member and the feed that delivers to it."""
+
+    ident: Identity
+    member: Member
+    feed: Feed
+    pump: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Connection:
+    sid: str
+    identities: dict[str, str]
+    token_identity: Identity | None
+    limiter: TokenBucket
+    room: Room | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def identity_for(self, game_code: str) -> Identity | None:
+        if self.token_identity is not None:
+            return self.token_identity if self.token_identity.game_code == game_code else None
+        player_id = self.identities.get(game_code)
+        return None if player_id is None else Identity(game_code, player_id)
+
+
+async def pump(sio: Any, sid: str, room: Room, first: CatchUp) -> None:
+    """Send the catch-up, then every live event, in seq order, until the feed closes."""
+    code = room.ident.game_code
+    if first.recovered:
+        for event in first.events:
+            await emit(sio, sid, event)
+    else:
+        await emit(sio, sid, first.sync_event(code))
+    while (event := await room.feed.next()) is not None:
+        await emit(sio, sid, event)
+    if room.feed.overflowed:
+        log.warning("socket %s fell too far behind in %s; disconnecting it to resume", sid, code)
+        await sio.disconnect(sid)
+
+
+async def emit(sio: Any, sid: str, event: Event) -> None:
+    await sio.emit(event.name, event.data(), to=sid)

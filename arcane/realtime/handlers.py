@@ -1,0 +1,238 @@
+"""Socket.IO event handlers: authenticate, join rooms, relay actions to the game service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING, Any
+
+from socketio.exceptions import ConnectionRefusedError
+
+from arcane.errors import ArcaneError, ErrorCode, validation
+from arcane.events import Event
+from arcane.feed import Feed
+from arcane.game.service import normalize_code
+from arcane.identity import session_games
+from arcane.realtime.connections import Connection, Room, emit, pump
+from arcane.realtime.limits import TokenBucket
+from arcane.realtime.server import ACK_WANTED
+
+if TYPE_CHECKING:
+    from arcane.app import Runtime
+
+log = logging.getLogger(__name__)
+Handler = Callable[..., Awaitable[Any]]
+
+
+class Realtime:
+    """Owns every Socket.IO connection of this process."""
+
+    def __init__(self, runtime: Runtime, session_loader: Callable[[str], dict[str, Any] | None]) -> None:
+        self.rt = runtime
+        self.sio = runtime.sio
+        self._load_session = session_loader
+        self.connections: dict[str, Connection] = {}
+        self._register()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.sio.on("connect", self.connect)
+        self.sio.on("disconnect", self.disconnect)
+        for name, handler in {
+            "join_game_room": self.join_game_room,
+            "leave_game_room": self.leave_game_room,
+            "make_choice": self.make_choice,
+            "chat_message": self.chat_message,
+            "typing": self.typing,
+            "request_presence": self.request_presence,
+            "ping": self.ping,
+        }.items():
+            self.sio.on(name, self._guarded(name, handler))
+
+    def _guarded(self, name: str, handler: Handler) -> Handler:
+        """Errors never kill the connection: they answer through the ack or an `error` event."""
+
+        @functools.wraps(handler)
+        async def run(sid: str, data: Any = None, *extra: Any) -> Any:
+            conn = self.connections.get(sid)
+            try:
+                if conn is None:
+                    raise ArcaneError(ErrorCode.AUTH_REQUIRED, "connect again")
+                if not conn.limiter.allow():
+                    raise ArcaneError(ErrorCode.RATE_LIMITED, "too many events; slow down")
+                return await handler(conn, data)
+            except ArcaneError as error:
+                return await self._refuse(sid, name, error)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("socket event %s from %s failed", name, sid)
+                return await self._refuse(
+                    sid, name, ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
+                )
+
+        return run
+
+    async def _refuse(self, sid: str, name: str, error: ArcaneError) -> dict[str, Any]:
+        if not ACK_WANTED.get():
+            await self.sio.emit("error", error.to_dict() | {"event": name}, to=sid)
+        return {"error": error.to_dict()}
+
+    # -- connection lifecycle ----------------------------------------------------------------------
+
+    async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        token_identity = None
+        if isinstance(token, str) and token:
+            try:
+                token_identity = self.rt.tokens.read(token)
+            except ArcaneError as error:
+                raise ConnectionRefusedError(error.message, error.to_dict()) from None
+        games = session_games(self._cookie_session(environ))
+        if token_identity is None and not games:
+            error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
+            raise ConnectionRefusedError(error.message, error.to_dict())
+        settings = self.rt.settings
+        self.connections[sid] = Connection(
+            sid, games, token_identity, TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
+        )
+
+    def _cookie_session(self, environ: dict[str, Any]) -> dict[str, Any]:
+        raw = environ.get("HTTP_COOKIE", "")
+        if not raw:
+            return {}
+        try:
+            cookie = SimpleCookie(raw)
+        except CookieError:
+            return {}
+        morsel = cookie.get("arcane_session")
+        return (self._load_session(morsel.value) or {}) if morsel else {}
+
+    async def disconnect(self, sid: str, *args: Any) -> None:
+        self._release_long_poll(sid)
+        conn = self.connections.pop(sid, None)
+        if conn is not None:
+            await self._leave(conn)
+
+    def _release_long_poll(self, sid: str) -> None:
+        """Answer a polling client's pending GET now that it has gone.
+
+        On a client's close packet Engine.IO marks the socket closed but leaves
+        the client's last long-poll GET waiting until the next ping (25 s), which
+        holds the client's disconnect and the server's shutdown. Engine.IO has no
+        public call for this; an empty answer is what its own close path sends.
+        """
+        try:
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            socket = self.sio.eio.sockets.get(eio_sid)
+        except Exception:
+            return
+        queue = getattr(socket, "queue", None)
+        if socket is not None and not getattr(socket, "upgraded", False) and queue is not None:
+            queue.put_nowait(None)
+
+    async def _leave(self, conn: Connection) -> None:
+        room, conn.room = conn.room, None
+        if room is None:
+            return
+        room.feed.close()
+        if room.member.is_player:
+            self.rt.presence.disconnect(room.ident.game_code, room.ident.player_id, conn.sid)
+        if room.pump is not None and room.pump is not asyncio.current_task():
+            room.pump.cancel()
+            try:
+                await room.pump
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
+            except Exception:
+                log.exception("feed of socket %s ended with an error", conn.sid)
+
+    async def close_all(self) -> None:
+        """Shutdown: every socket is told to go, so hypercorn is not held up."""
+        if self.sio.eio.sockets:
+            await self.sio.eio.disconnect()
+        for conn in list(self.connections.values()):
+            await self._leave(conn)
+        self.connections.clear()
+
+    # -- rooms ---------------------------------------------------------------------------------
+
+    async def join_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
+        data = _object(data)
+        code = normalize_code(data.get("game_code"))
+        last_seq = data.get("last_seq")
+        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
+            raise validation("last_seq must be a whole number >= 0")
+        await self.rt.service.require_game(code)
+        ident = conn.identity_for(code)
+        if ident is None:
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
+        member = await self.rt.service.member(ident)
+        await self._leave(conn)
+        feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
+        try:
+            first = await feed.start(self.rt.store, self.rt.service, last_seq)
+        except BaseException:
+            feed.close()
+            raise
+        room = Room(ident, member, feed)
+        conn.room = room
+        if member.is_player:
+            self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
+        # Created now, first run after this handler returns: the ack is queued before the replay.
+        room.pump = asyncio.create_task(pump(self.sio, conn.sid, room, first), name=f"feed-{conn.sid}")
+        return {"ok": True, "seq": first.seq, "recovered": first.recovered}
+
+    async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
+        code = normalize_code(_object(data).get("game_code"))
+        if conn.room is None or conn.room.ident.game_code != code:
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "this socket is not in that game's room")
+        await self._leave(conn)
+        return {"ok": True}
+
+    def _room(self, conn: Connection) -> Room:
+        if conn.room is None:
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "join a game room first (join_game_room)")
+        return conn.room
+
+    # -- actions -------------------------------------------------------------------------------
+
+    async def make_choice(self, conn: Connection, data: Any) -> dict[str, Any]:
+        data = _object(data)
+        room = self._room(conn)
+        return await self.rt.service.choose(room.ident, data.get("option_id"), data.get("text"))
+
+    async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
+        room = self._room(conn)
+        event = await self.rt.service.chat(room.ident, _object(data).get("text"))
+        return {"ok": True, "seq": event.seq}
+
+    async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:
+        room = self._room(conn)
+        await self.rt.service.typing(room.ident, _object(data).get("is_typing"), member=room.member)
+        return {"ok": True}
+
+    async def request_presence(self, conn: Connection, data: Any) -> dict[str, Any]:
+        room = self._room(conn)
+        payload = await self.rt.presence.update_payload(room.ident.game_code)
+        await emit(self.sio, conn.sid, Event(room.ident.game_code, "presence_update", payload))
+        return {"ok": True} | payload
+
+    async def ping(self, conn: Connection, data: Any) -> dict[str, Any]:
+        payload = {"timestamp": time.time()}
+        await self.sio.emit("pong", payload, to=conn.sid)
+        return {"ok": True} | payload
+
+
+def _object(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise validation("the payload must be an object")
+    return data

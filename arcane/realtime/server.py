@@ -1,0 +1,41 @@
+"""The Socket.IO server: python-socketio, told whether each event asked for an ack."""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+import socketio
+
+from arcane.config import Settings
+
+ACK_WANTED: contextvars.ContextVar[bool] = contextvars.ContextVar("ack_wanted", default=False)
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """An AsyncServer whose handlers can tell whether the client awaits an ack.
+
+    Errors go back through the ack when there is one, else as an `error` event;
+    python-socketio does not expose the ack id to handlers, so it is noted here.
+    """
+
+    async def _handle_event_internal(  # type: ignore[override]
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> Any:
+        token = ACK_WANTED.set(id is not None)
+        try:
+            return await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        finally:
+            ACK_WANTED.reset(token)
+
+
+def create_server(settings: Settings) -> SocketServer:
+    return SocketServer(
+        async_mode="asgi",
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_payload,
+        logger=False,
+        engineio_logger=False,
+    )

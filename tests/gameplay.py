@@ -1,0 +1,131 @@
+"""Helpers for the game-over-HTTP suites: reading the log, playing turns, scenario sources.
+
+Kept apart from tests/support.py (the shared harness) so the suites that play the
+game can grow their vocabulary without touching the harness other suites use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from arcane.events import Event
+from arcane.game.content import CLASSES, Option, Scenario
+from arcane.game.scenarios import LibrarySource, ScenarioRequest
+from tests.support import LiveServer, Player
+
+
+async def logged(server: LiveServer, code: str, viewer: str | None) -> list[Event]:
+    """Everything `viewer` may see in the game's log, oldest first."""
+    return await server.runtime.store.events_after(code, 0, viewer)
+
+
+async def last_seq(server: LiveServer, code: str) -> int:
+    bounds = await server.runtime.store.log_bounds(code)
+    assert bounds is not None, f"no game {code} in the store"
+    return bounds[1]
+
+
+def names(events: Sequence[Event]) -> list[str]:
+    return [e.name for e in events]
+
+
+def assert_seq_increasing(events: Sequence[Event]) -> None:
+    seqs = [e.seq for e in events]
+    assert all(isinstance(s, int) for s in seqs), seqs
+    assert seqs == sorted(set(seqs)), f"seq not strictly increasing: {seqs}"  # type: ignore[type-var]
+
+
+def error_of(response: httpx.Response) -> str:
+    """The contract error code of a refused request, after checking the body's shape."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
+    return str(body["error"]["code"])
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0,
+                     interval: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail (not hang) once `timeout` has passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def answer_randomly(player: Player, rng: random.Random) -> str:
+    """Answer every interrogation question with a random answer; the class earned."""
+    while True:
+        response = await player.get("/interrogation")
+        assert response.status_code == 200, response.text
+        question = response.json()["question"]
+        if question is None:
+            return str((await player.view())["you"]["player_class"])
+        answer = rng.choice(question["answers"])["id"]
+        response = await player.post("/interrogation", {"answer_id": answer, "question_id": question["id"]})
+        assert response.status_code == 200, response.text
+
+
+async def choose_all(party: Sequence[Player], picks: Sequence[dict[str, Any]]) -> list[httpx.Response]:
+    """Each player submits their pick, one after the other; every submission must be accepted."""
+    responses = []
+    for player, pick in zip(party, picks, strict=True):
+        response = await player.post("/choices", pick)
+        assert response.status_code == 200, response.text
+        responses.append(response)
+    return responses
+
+
+async def close_all(players: Sequence[Player]) -> None:
+    for player in players:
+        await player.close()
+
+
+def doomed_scenario(number: int = 1, *, trust: int = -100) -> Scenario:
+    """A scene whose every option costs the party `trust`."""
+    return Scenario(
+        id=f"doomed-{number}", theme=f"ruin-{number}", title="The Poisoned Well",
+        public_scene="A well whose water every traveller swears is sweet.",
+        whispers={c: f"Only a {c} can taste the poison in well {number}." for c in CLASSES},
+        options=(
+            Option("a", "Drink and say nothing.", trust, {"Aldric": -10}, "The party drinks."),
+            Option("b", "Accuse a companion of the poisoning.", trust, {"Vex": -10}, "Blame flies."),
+        ),
+    )
+
+
+class FixedSource:
+    """A scenario source that always serves scenarios built by `make`."""
+
+    def __init__(self, make: Callable[[int], Scenario]) -> None:
+        self._make = make
+
+    async def next_scenario(self, request: ScenarioRequest) -> Scenario:
+        return self._make(request.turn_number)
+
+
+@dataclass
+class FlakySource:
+    """The shipped library behind a switch: failing, hanging past the timeout, or working."""
+
+    mode: str = "ok"  # "ok" | "fail" | "hang"
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        self._library = LibrarySource()
+
+    async def next_scenario(self, request: ScenarioRequest) -> Scenario:
+        self.calls += 1
+        if self.mode == "fail":
+            raise RuntimeError("the oracle is silent")
+        if self.mode == "hang":
+            await asyncio.sleep(30)  # far past any scenario_timeout the tests set
+        return await self._library.next_scenario(request)
