@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ from arcane.events import ROOM, Event, player_audience
 
 T = TypeVar("T")
 Row = aiosqlite.Row
+# The store whose snapshot the current task is inside, if any.
+_snapshot_owner: ContextVar[Store | None] = ContextVar("arcane_store_snapshot", default=None)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -184,9 +187,15 @@ class Store:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
+        writer = await self._connect()
+        try:
+            await self._migrate(writer)
+            self._reader = await self._connect()
+        except BaseException:
+            # Closing rolls back a migration that failed half-way and lets go of the file.
+            await writer.close()
+            raise
+        self._writer = writer
 
     async def close(self) -> None:
         async with self._lock:
@@ -217,13 +226,16 @@ class Store:
         if conn is None:
             raise RuntimeError("store is not open")
         async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
             tx = Transaction(conn, self.retention)
             try:
+                # BEGIN runs to the end even if the caller is cancelled meanwhile, so the
+                # connection is never left inside a transaction nobody will finish.
+                await _uninterrupted(conn.execute("BEGIN IMMEDIATE"))
                 yield tx
                 await tx._prune()
             except BaseException:
-                await _uninterrupted(conn.execute("ROLLBACK"))
+                if conn.in_transaction:
+                    await _uninterrupted(conn.execute("ROLLBACK"))
                 raise
             await _uninterrupted(self._commit(conn, tx))
 
@@ -234,23 +246,43 @@ class Store:
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Store]:
-        """Reads inside one read transaction: a consistent view of several tables."""
-        assert self._reader is not None, "store is not open"
+        """Reads inside one read transaction: a consistent view of several tables.
+
+        The store's reads made by the task inside the block join the snapshot; reads of
+        other tasks wait for it to end rather than run inside it and see its stale state.
+        """
+        if _snapshot_owner.get() is self:
+            yield self
+            return
         async with self._read_lock:
-            await self._reader.execute("BEGIN")
+            reader = self._reader
+            assert reader is not None, "store is not open"
+            token = _snapshot_owner.set(self)
             try:
+                await _uninterrupted(reader.execute("BEGIN"))
                 yield self
             finally:
-                await _uninterrupted(self._reader.execute("COMMIT"))
+                _snapshot_owner.reset(token)
+                if reader.in_transaction:
+                    await _uninterrupted(reader.execute("COMMIT"))
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        if _snapshot_owner.get() is self:
+            assert self._reader is not None, "store is not open"
+            yield self._reader
+            return
+        async with self._read_lock:
+            assert self._reader is not None, "store is not open"
+            yield self._reader
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        assert self._reader is not None, "store is not open"
-        async with self._reader.execute(sql, params) as cursor:
+        async with self._reading() as reader, reader.execute(sql, params) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        assert self._reader is not None, "store is not open"
-        return list(await self._reader.execute_fetchall(sql, params))
+        async with self._reading() as reader:
+            return list(await reader.execute_fetchall(sql, params))
 
     async def log_bounds(self, game_code: str) -> tuple[int, int] | None:
         """(floor, last_seq): events with floor < seq <= last_seq are in the log."""

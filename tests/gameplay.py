@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import httpx
 from arcane.events import Event
 from arcane.game.content import CLASSES, Option, Scenario
 from arcane.game.scenarios import LibrarySource, ScenarioRequest
+from arcane.store import Store
 from tests.support import LiveServer, Player
 
 
@@ -63,15 +65,18 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], *, timeout: float
 
 async def answer_randomly(player: Player, rng: random.Random) -> str:
     """Answer every interrogation question with a random answer; the class earned."""
+    response = await player.get("/interrogation")
+    assert response.status_code == 200, response.text
+    question = response.json()["question"]
     while True:
-        response = await player.get("/interrogation")
-        assert response.status_code == 200, response.text
-        question = response.json()["question"]
-        if question is None:
-            return str((await player.view())["you"]["player_class"])
         answer = rng.choice(question["answers"])["id"]
         response = await player.post("/interrogation", {"answer_id": answer, "question_id": question["id"]})
         assert response.status_code == 200, response.text
+        result = response.json()
+        if result["question"] is None:
+            assert result["player_class"] is not None, result
+            return str(result["player_class"])
+        question = result["question"]
 
 
 async def choose_all(party: Sequence[Player], picks: Sequence[dict[str, Any]]) -> list[httpx.Response]:
@@ -114,9 +119,13 @@ class FixedSource:
 
 @dataclass
 class FlakySource:
-    """The shipped library behind a switch: failing, hanging past the timeout, or working."""
+    """The shipped library behind a switch.
 
-    mode: str = "ok"  # "ok" | "fail" | "hang"
+    Modes: "ok"; "fail" (raises); "hang" (past any scenario_timeout the tests set);
+    "garbage" (returns something that is not a scenario); "unplayable" (no whispers).
+    """
+
+    mode: str = "ok"
     calls: int = 0
 
     def __post_init__(self) -> None:
@@ -127,5 +136,44 @@ class FlakySource:
         if self.mode == "fail":
             raise RuntimeError("the oracle is silent")
         if self.mode == "hang":
-            await asyncio.sleep(30)  # far past any scenario_timeout the tests set
-        return await self._library.next_scenario(request)
+            await asyncio.sleep(30)
+        if self.mode == "garbage":
+            return None  # type: ignore[return-value]
+        scenario = await self._library.next_scenario(request)
+        if self.mode == "unplayable":
+            return replace(scenario, whispers={})
+        return scenario
+
+
+# -- the store on its own ------------------------------------------------------------------
+
+
+class Recorder:
+    """An on_commit callback that keeps what the store published."""
+
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+
+    def __call__(self, events: list[Event]) -> None:
+        self.published.extend(events)
+
+
+async def open_store(path: Path, **kwargs: Any) -> tuple[Store, Recorder]:
+    recorder = Recorder()
+    store = Store(path, on_commit=recorder, **kwargs)
+    await store.open()
+    return store, recorder
+
+
+async def new_game(store: Store, code: str = "ABC123") -> None:
+    async with store.transaction() as tx:
+        await tx.execute(
+            "INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at)"
+            " VALUES (?, 'lobby', 4, 50, '[]', 0)", (code,))
+        await tx.log(code, "player_joined", {"player_name": "Aria"})
+
+
+async def trust_of(store: Store, code: str = "ABC123") -> int:
+    row = await store.fetchone("SELECT party_trust FROM games WHERE code = ?", (code,))
+    assert row is not None
+    return int(row[0])

@@ -20,6 +20,7 @@ class SocketClient:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.received: list[tuple[str, Any]] = []
         self.connect_error: Any = None
+        self.join_ack: dict[str, Any] = {}
         self._changed = asyncio.Event()
 
         @self.sio.on("*")
@@ -77,4 +78,7 @@ async def socket_for(player: Player, *, transports: list[str] | None = None, las
     await client.connect(token=player.token)
     ack = await client.join(player.game_code, last_seq)
     assert ack.get("ok") is True, ack
+    client.join_ack = ack
+    if not ack["recovered"]:
+        await client.wait_event("reconnect_sync")
     return client

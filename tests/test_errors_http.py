@@ -12,7 +12,7 @@ from itsdangerous import URLSafeSerializer
 from quart import jsonify
 
 from tests.gameplay import close_all, error_of, logged
-from tests.support import LiveServer, Player, play_to_first_turn, seat_party
+from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party
 
 Send = Callable[[], Awaitable[httpx.Response]]
 
@@ -42,7 +42,7 @@ def raw_post(client: httpx.AsyncClient, path: str, content: bytes | str,
 
 @pytest.fixture
 async def stranger(server: LiveServer) -> Any:
-    client = httpx.AsyncClient(base_url=server.url, timeout=30)
+    client = http_client(server.url)
     yield client
     await client.aclose()
 
@@ -81,7 +81,7 @@ async def test_outsiders_and_spectators_are_not_in_the_game(server: LiveServer) 
                   403, "NOT_IN_GAME")
     await refused(server, watchers, lambda: party[0].client.post(f"/api/games/{code}/chat", json={"text": "x"},
                                                                  headers=foreign), 403, "NOT_IN_GAME")
-    async with httpx.AsyncClient(base_url=server.url, cookies=elsewhere.client.cookies) as cookie_only:
+    async with http_client(server.url, cookies=elsewhere.client.cookies) as cookie_only:
         await refused(server, watchers, lambda: cookie_only.get(f"/api/games/{code}"), 403, "NOT_IN_GAME")
 
     await play_to_first_turn(party)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from arcane.events import Event
 from arcane.game import interrogation
 from arcane.game.content import questions, scenario_library
@@ -15,7 +13,7 @@ from tests.gameplay import (
     FixedSource, assert_seq_increasing, choose_all, close_all, doomed_scenario, error_of, last_seq,
     logged, names,
 )
-from tests.support import LiveServer, Player, play_to_first_turn, seat_party, test_settings
+from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party, test_settings
 
 LIBRARY = {s.id: s for s in scenario_library()}
 
@@ -338,7 +336,7 @@ async def test_spectators_watch_but_cannot_act(server: LiveServer) -> None:
 
 
 async def test_the_legacy_routes_play_a_turn_on_the_session_cookie(server: LiveServer) -> None:
-    clients = [httpx.AsyncClient(base_url=server.url, timeout=30) for _ in range(3)]
+    clients = [http_client(server.url) for _ in range(3)]
     aria, brom, cyra = clients
     try:
         response = await aria.post("/api/set_username", json={"username": "Aria"})
@@ -410,8 +408,8 @@ async def test_the_legacy_routes_play_a_turn_on_the_session_cookie(server: LiveS
 
 async def test_the_session_cookie_alone_opens_the_game(server: LiveServer) -> None:
     host = await Player.create(server, "Aria")
-    cookie_only = httpx.AsyncClient(base_url=server.url, cookies=host.client.cookies)
-    stranger = httpx.AsyncClient(base_url=server.url)
+    cookie_only = http_client(server.url, cookies=host.client.cookies)
+    stranger = http_client(server.url)
     try:
         assert "Authorization" not in cookie_only.headers
         response = await cookie_only.get(f"/api/games/{host.game_code}")
@@ -425,9 +423,24 @@ async def test_the_session_cookie_alone_opens_the_game(server: LiveServer) -> No
         await stranger.aclose()
 
 
+async def test_a_bearer_token_speaks_louder_than_the_cookie(server: LiveServer) -> None:
+    brom = await Player.create(server, "Brom")
+    browser = http_client(server.url)
+    try:
+        aria = (await browser.post(f"/api/games/{brom.game_code}/players", json={"player_name": "Aria"})).json()
+        assert (await browser.get(f"/api/games/{brom.game_code}")).json()["you"]["player_id"] == aria["player_id"]
+        as_brom = await browser.get(f"/api/games/{brom.game_code}",
+                                    headers={"Authorization": f"Bearer {brom.token}"})
+        assert as_brom.json()["you"]["player_id"] == brom.player_id
+        assert as_brom.json()["you"]["is_host"] is True
+    finally:
+        await browser.aclose()
+        await brom.close()
+
+
 async def test_one_browser_sits_in_two_games(server: LiveServer) -> None:
     other_host = await Player.create(server, "Brom")
-    browser = httpx.AsyncClient(base_url=server.url)
+    browser = http_client(server.url)
     try:
         mine = (await browser.post("/api/games", json={"player_name": "Aria"})).json()
         theirs = (await browser.post(f"/api/games/{other_host.game_code}/players",

@@ -63,5 +63,7 @@ async def fetch_scenario(source: ScenarioSource, request: ScenarioRequest, timeo
         raise
     except Exception as exc:
         raise ScenarioUnavailable(f"scenario source failed: {exc!r}") from exc
+    if not isinstance(scenario, Scenario):
+        raise ScenarioUnavailable(f"scenario source returned {type(scenario).__name__}, not a Scenario")
     check_playable(scenario, request.classes or CLASSES)
     return scenario

@@ -1,0 +1,320 @@
+"""Nothing is lost: restarts mid-turn, transactions that fail or are cancelled, migrations, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import arcane.store
+from arcane.events import Event
+from arcane.store import MIGRATIONS, Store
+from tests.gameplay import (
+    FlakySource, Recorder, close_all, last_seq, logged, names, new_game, open_store, trust_of,
+)
+from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party, test_settings
+
+
+async def record(server: LiveServer, code: str, viewers: list[Player]) -> dict[str, Any]:
+    """Everything a restart must keep: the log's bounds, each viewer's view and visible log."""
+    return {
+        "bounds": await server.runtime.store.log_bounds(code),
+        "views": [await v.view() for v in viewers],
+        "logs": [await logged(server, code, v.player_id) for v in viewers] + [await logged(server, code, None)],
+    }
+
+
+def reseat(player: Player, server: LiveServer) -> Player:
+    """The same seat and token, speaking to another server process."""
+    client = http_client(server.url, headers={"Authorization": f"Bearer {player.token}"})
+    return Player(server, player.game_code, player.player_id, player.player_name, player.token, client)
+
+
+async def test_a_restart_mid_turn_loses_nothing(tmp_path: Path) -> None:
+    settings = test_settings(tmp_path)
+    first = LiveServer(settings)
+    await first.start()
+    party = await seat_party(first, ["Aria", "Brom", "Cyra", "Dax"])
+    code = party[0].game_code
+    spectator = await Player.watch(first, code, "Wren")
+    await play_to_first_turn(party)
+    options = [o["id"] for o in (await party[0].view())["scenario"]["options"]]
+    for player in party:
+        assert (await player.post("/choices", {"option_id": options[0]})).status_code == 200
+    assert (await party[0].post("/chat", {"text": "Turn two. Choose well."})).status_code == 201
+    options = [o["id"] for o in (await party[0].view())["scenario"]["options"]]
+    assert (await party[0].post("/choices", {"option_id": options[1]})).status_code == 200
+    assert (await party[1].post("/choices", {"text": "I hide the map."})).status_code == 200
+
+    before = await record(first, code, [*party, spectator])
+    assert before["views"][0]["turn_number"] == 2
+    assert before["views"][0]["my_choice"] == {"option_id": options[1], "text": None}
+    assert before["views"][1]["my_choice"] == {"option_id": None, "text": "I hide the map."}
+    await close_all([*party, spectator])
+    await first.stop()
+    first.close()
+
+    second = LiveServer(settings)  # another process on the same database
+    await second.start()
+    try:
+        party = [reseat(p, second) for p in party]
+        spectator = reseat(spectator, second)
+        after = await record(second, code, [*party, spectator])
+        assert after == before
+        assert (await party[2].view())["waiting_for"] == [party[2].player_id, party[3].player_id]
+
+        assert (await party[2].post("/choices", {"option_id": options[0]})).status_code == 200
+        assert (await party[3].post("/choices", {"option_id": options[0]})).status_code == 200
+        new = (await logged(second, code, None))[len(before["logs"][-1]):]
+        assert names(new) == ["player_chose", "player_chose", "turn_resolution", "new_scenario"]
+        resolution = new[2].payload
+        assert resolution["turn_number"] == 2
+        assert [(c["player_id"], c["option_id"], c["text"]) for c in resolution["choices"]] == [
+            (party[0].player_id, options[1], None), (party[1].player_id, None, "I hide the map."),
+            (party[2].player_id, options[0], None), (party[3].player_id, options[0], None)]
+        assert new[0].seq == before["bounds"][1] + 1
+        view = await party[0].view()
+        assert view["turn_number"] == 3 and view["my_choice"] is None and view["scenario"] is not None
+        await close_all([*party, spectator])
+    finally:
+        await second.stop()
+        second.close()
+
+
+async def test_a_session_cookie_survives_a_restart(tmp_path: Path) -> None:
+    server = LiveServer(test_settings(tmp_path))
+    await server.start()
+    browser = http_client(server.url)
+    try:
+        created = (await browser.post("/api/games", json={"player_name": "Aria"})).json()
+        await server.restart()
+        response = await browser.get(f"/api/games/{created['game_code']}")
+        assert response.status_code == 200, response.text
+        assert response.json()["you"]["player_id"] == created["player_id"]
+        assert (await browser.get("/api/game_state")).json()["game_code"] == created["game_code"]
+    finally:
+        await browser.aclose()
+        await server.stop()
+        server.close()
+
+
+async def test_a_game_left_without_its_scenario_gets_it_after_a_restart(tmp_path: Path) -> None:
+    source = FlakySource(mode="fail")
+    server = LiveServer(test_settings(tmp_path), source=source)
+    await server.start()
+    try:
+        party = await seat_party(server, ["Aria", "Brom"])
+        code = party[0].game_code
+        await play_to_first_turn(party)
+        assert source.calls >= 1
+        view = await party[0].view()
+        assert view["phase"] == "playing" and view["turn_number"] == 1 and view["scenario"] is None
+        before = await last_seq(server, code)
+
+        await server.stop()  # the background retry dies with the process
+        source.mode = "ok"
+        await server.start()  # resuming happens before serving, so no waiting is needed
+        view = await party[0].view()
+        assert view["turn_number"] == 1 and view["scenario"] is not None and view["whisper"]
+        events = await store_events(server, code, before)
+        assert names(events) == ["new_scenario"]
+        for player in party:
+            whispers = [e for e in await logged(server, code, player.player_id) if e.name == "whisper"]
+            assert len(whispers) == 1 and whispers[0].payload["text"] == (await player.view())["whisper"]
+        await close_all(party)
+    finally:
+        await server.stop()
+        server.close()
+
+
+async def store_events(server: LiveServer, code: str, after: int) -> list[Event]:
+    return await server.runtime.store.events_after(code, after, None)
+
+
+# -- the store itself ---------------------------------------------------------------------------
+
+
+async def still_writes(store: Store, recorder: Recorder) -> None:
+    """The writer is free and clean: a transaction commits, with the next seq in order."""
+    seq = (await store.log_bounds("ABC123") or (0, 0))[1]
+
+    async def write() -> None:
+        async with store.transaction() as tx:
+            await tx.execute("UPDATE games SET party_trust = 77 WHERE code = 'ABC123'")
+            await tx.log("ABC123", "chat_message", {"text": "after"})
+
+    await asyncio.wait_for(write(), 5)  # a bound, so a held lock fails the test instead of hanging it
+    assert await trust_of(store) == 77
+    assert recorder.published[-1].seq == seq + 1 and recorder.published[-1].payload == {"text": "after"}
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+        published = list(recorder.published)
+        with pytest.raises(RuntimeError, match="the ritual fails"):
+            async with store.transaction() as tx:
+                await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
+                await tx.log("ABC123", "chat_message", {"text": "never"})
+                raise RuntimeError("the ritual fails")
+        assert await trust_of(store) == 50
+        assert await store.log_bounds("ABC123") == (0, 1)
+        assert names(await store.events_after("ABC123", 0, None)) == ["player_joined"]
+        assert recorder.published == published
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+        published = list(recorder.published)
+        inside = asyncio.Event()
+
+        async def interrupted() -> None:
+            async with store.transaction() as tx:
+                await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
+                await tx.log("ABC123", "chat_message", {"text": "never"})
+                inside.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(interrupted())
+        await asyncio.wait_for(inside.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await trust_of(store) == 50
+        assert await store.log_bounds("ABC123") == (0, 1)
+        assert recorder.published == published
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
+
+
+async def test_a_transaction_cancelled_while_it_begins_leaves_the_writer_clean(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+        body_ran = False
+
+        async def interrupted() -> None:
+            nonlocal body_ran
+            async with store.transaction():
+                body_ran = True
+
+        task = asyncio.create_task(interrupted())
+        await asyncio.sleep(0)  # the task takes the free lock and waits on BEGIN in the worker thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert body_ran is False
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
+
+
+async def test_a_snapshot_cancelled_while_it_begins_leaves_reads_fresh(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+
+        async def interrupted() -> None:
+            async with store.snapshot():
+                await store.fetchone("SELECT 1")
+
+        task = asyncio.create_task(interrupted())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await still_writes(store, recorder)
+        async with store.snapshot() as db:
+            assert await trust_of(db) == 77
+        assert await trust_of(store) == 77
+    finally:
+        await store.close()
+
+
+async def test_migrations_run_once_and_are_counted_in_user_version(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "codex.db"
+    store, _ = await open_store(path)
+    await new_game(store)
+    await store.close()
+    assert user_version(path) == len(MIGRATIONS)
+
+    relics = "CREATE TABLE relics (name TEXT NOT NULL); INSERT INTO relics (name) VALUES ('codex')"
+    monkeypatch.setattr(arcane.store, "MIGRATIONS", (*MIGRATIONS, relics))
+    for _ in range(2):  # the first opening migrates; the second finds nothing to do
+        store, _ = await open_store(path)
+        try:
+            assert [tuple(r) for r in await store.fetchall("SELECT name FROM relics")] == [("codex",)]
+            assert await trust_of(store) == 50
+        finally:
+            await store.close()
+        assert user_version(path) == len(MIGRATIONS) + 1
+
+
+async def test_a_broken_migration_changes_nothing_and_lets_go_of_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "codex.db"
+    store, _ = await open_store(path)
+    await new_game(store)
+    await store.close()
+
+    broken = "CREATE TABLE relics (name TEXT NOT NULL); INSERT INTO nowhere VALUES (1)"
+    monkeypatch.setattr(arcane.store, "MIGRATIONS", (*MIGRATIONS, broken))
+    with pytest.raises(sqlite3.OperationalError, match="nowhere"):
+        await open_store(path)
+    assert user_version(path) == len(MIGRATIONS)
+    with sqlite3.connect(path, timeout=0) as conn:
+        conn.execute("BEGIN IMMEDIATE")  # nobody is left holding the write lock
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'relics'").fetchall() == []
+        conn.execute("ROLLBACK")
+    conn.close()
+
+    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS)
+    store, _ = await open_store(path)
+    try:
+        assert await trust_of(store) == 50
+    finally:
+        await store.close()
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    return int(version)
+
+
+async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
+    server = LiveServer(test_settings(tmp_path, log_retention=5))
+    await server.start()
+    try:
+        host, brom = await seat_party(server, ["Aria", "Brom"])
+        code = host.game_code
+        assert await server.runtime.store.log_bounds(code) == (0, 2)
+        for n in range(10):
+            assert (await host.post("/chat", {"text": f"line {n}"})).status_code == 201
+        assert await server.runtime.store.log_bounds(code) == (7, 12)
+        kept = await logged(server, code, None)
+        assert [e.seq for e in kept] == [8, 9, 10, 11, 12]
+        assert [e.payload["text"] for e in kept] == [f"line {n}" for n in range(5, 10)]
+        stored = await server.runtime.store.fetchone("SELECT COUNT(*) FROM events WHERE game_code = ?", (code,))
+        assert stored is not None and stored[0] == 5
+
+        assert (await brom.post("/chat", {"text": "one more"})).status_code == 201
+        assert await server.runtime.store.log_bounds(code) == (8, 13)
+        view = await host.view()
+        assert view["seq"] == 13 and [p["player_name"] for p in view["players"]] == ["Aria", "Brom"]
+        await close_all([host, brom])
+    finally:
+        await server.stop()
+        server.close()
