@@ -1,4 +1,4 @@
-"""Helpers for the game-over-HTTP suites: reading the log, playing turns, scenario sources.
+"""Helpers for the game-over-HTTP suites: reading the log, playing turns, scenario sources, the store.
 
 Kept apart from tests/support.py (the shared harness) so the suites that play the
 game can grow their vocabulary without touching the harness other suites use.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import httpx

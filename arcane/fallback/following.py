@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arcane.feed import Feed
 from arcane.game.records import Identity
@@ -23,8 +23,13 @@ async def follow(rt: Runtime, ident: Identity) -> AsyncIterator[Feed]:
     hypercorn is not held up.
     """
     feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
+
+    def on_shutdown(task: asyncio.Future[Any]) -> None:
+        if not task.cancelled():
+            feed.close()
+
     shutdown = asyncio.ensure_future(rt.closing.wait())
-    shutdown.add_done_callback(lambda task: task.cancelled() or feed.close())
+    shutdown.add_done_callback(on_shutdown)
     try:
         yield feed
     finally:

@@ -17,7 +17,7 @@ from quart import Blueprint, Response, request
 from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
-from arcane.fallback.following import follow
+from arcane.fallback.following import follow, parse_cursor
 from arcane.routes.common import caller, runtime
 
 blueprint = Blueprint("longpoll", __name__)
@@ -79,10 +79,10 @@ def after_param() -> int | None:
     raw = request.args.get("after")
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise validation("after must be a whole number (the last seq you received)") from None
+    after = parse_cursor(raw)
+    if after is None:
+        raise validation("after must be a whole number >= 0 (the last_seq of your previous answer)")
+    return after
 
 
 def timeout_param(settings: Settings) -> float:
