@@ -8,15 +8,24 @@ __all__ = ["app", "create_app"]
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
-    from arcane.app import create_app as factory
+    from arcane.runtime import create_app as factory
 
     return factory(*args, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    # Built on first use, so importing the package has no side effects (no database, no key file).
-    if name == "app":
-        app = create_app()
-        globals()["app"] = app
-        return app
-    raise AttributeError(f"module 'arcane' has no attribute {name!r}")
+class _App:
+    """The ASGI app, built from the environment on its first call (hypercorn's lifespan startup).
+
+    Importing the package therefore opens no database and writes no key file.
+    """
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self._app is None:
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+app = _App()

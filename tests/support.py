@@ -18,7 +18,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from arcane import create_app
-from arcane.app import Runtime
+from arcane.runtime import Runtime
 from arcane.config import Settings
 from arcane.game.scenarios import ScenarioSource
 

@@ -11,7 +11,7 @@ from arcane.feed import Feed
 from arcane.game.records import Identity
 
 if TYPE_CHECKING:
-    from arcane.app import Runtime
+    from arcane.runtime import Runtime
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ from arcane.game.records import Identity, Member
 from arcane.routes.common import caller, runtime
 
 if TYPE_CHECKING:
-    from arcane.app import Runtime
+    from arcane.runtime import Runtime
 
 blueprint = Blueprint("sse", __name__)
 

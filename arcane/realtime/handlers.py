@@ -22,7 +22,7 @@ from arcane.realtime.limits import TokenBucket
 from arcane.realtime.server import ACK_WANTED
 
 if TYPE_CHECKING:
-    from arcane.app import Runtime
+    from arcane.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -113,8 +113,9 @@ class Realtime:
         morsel = cookie.get("arcane_session")
         return (self._load_session(morsel.value) or {}) if morsel else {}
 
-    async def disconnect(self, sid: str, *args: Any) -> None:
-        self._release_long_poll(sid)
+    async def disconnect(self, sid: str, reason: Any = None) -> None:
+        if reason == self.sio.reason.CLIENT_DISCONNECT:
+            self._release_long_poll(sid)
         conn = self.connections.pop(sid, None)
         if conn is not None:
             await self._leave(conn)

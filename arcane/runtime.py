@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import socketio
 from quart import Quart
 
 from arcane import fallback
+from arcane import shutdown
 from arcane.bus import Bus
 from arcane.config import Settings
 from arcane.game.scenarios import LibrarySource, ScenarioSource
@@ -43,13 +43,14 @@ class Runtime:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: Realtime | None = None
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _shutdown_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.closing = asyncio.Event()
         await self.store.open()
         await self.bus.start()
         await self.service.resume_waiting_games()
-        _chain_shutdown_signals(self.begin_shutdown)
+        self._shutdown_watch = shutdown.watch(self.begin_shutdown)
 
     def begin_shutdown(self) -> None:
         """Shutdown has begun: end streams, long-polls and sockets so the server stops promptly."""
@@ -63,36 +64,14 @@ class Runtime:
 
     async def stop(self) -> None:
         self.begin_shutdown()
+        if self._shutdown_watch is not None:
+            self._shutdown_watch.cancel()
         await asyncio.gather(*self._closing_tasks, return_exceptions=True)
         await self.sio.shutdown()
         await self.presence.close()
         await self.service.close()
         await self.bus.stop()
         await self.store.close()
-
-
-def _chain_shutdown_signals(callback: Callable[[], None]) -> None:
-    """Run `callback` first when hypercorn is told to stop by a signal.
-
-    Hypercorn waits for open connections before the app hears of shutdown, so
-    long-lived streams would hold it up. asyncio offers no public way to read a
-    signal's current handler: the private table is read, and if it is absent the
-    chain is skipped (the streams then end at hypercorn's graceful timeout).
-    """
-    loop = asyncio.get_running_loop()
-    handlers = getattr(loop, "_signal_handlers", None)
-    if not isinstance(handlers, dict):
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = handlers.get(sig)
-        if previous is None:
-            continue
-
-        def handler(previous: asyncio.Handle = previous) -> None:
-            callback()
-            previous._run()
-
-        loop.add_signal_handler(sig, handler)
 
 
 def create_quart(settings: Settings) -> Quart:

@@ -1,0 +1,87 @@
+"""`hypercorn arcane:app` as an operator runs it: it starts, and stops promptly on SIGTERM
+even while SSE streams, long-polls and sockets are open."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.sockets import socket_for
+from tests.streams import sse_for
+from tests.support import Player
+
+GRACEFUL_TIMEOUT = 30
+
+
+@dataclass
+class Process:
+    url: str
+    proc: asyncio.subprocess.Process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(params=[["--workers", "1"], ["--workers", "0"]], ids=["worker-process", "single-process"])
+async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Process]:
+    port = free_port()
+    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_PRESENCE_GRACE": "0.2"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{port}",
+        "--graceful-timeout", str(GRACEFUL_TIMEOUT), *request.param,
+        env=env, cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(300):
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+        else:
+            proc.kill()
+            raise AssertionError("hypercorn arcane:app did not start")
+    try:
+        yield Process(url, proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_sigterm_stops_the_server_promptly_with_every_kind_of_connection_open(hypercorn: Process) -> None:
+    ann = await Player.create(hypercorn, "Ann")  # type: ignore[arg-type]
+    stream = await sse_for(ann)
+    ws = await socket_for(ann)
+    polling = await socket_for(ann, transports=["polling"])
+    poll = asyncio.create_task(ann.get("/poll", params={"after": 10**6 - 1, "timeout": 25}))
+    await stream.wait_event("reconnect_sync")
+    assert (await ann.view())["players"][0]["online"] is True
+
+    started = time.monotonic()
+    hypercorn.proc.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(hypercorn.proc.wait(), GRACEFUL_TIMEOUT - 5)
+    # Bounded by the graceful timeout above: a server that waited on its streams would not get here.
+    assert time.monotonic() - started < GRACEFUL_TIMEOUT - 5
+    await asyncio.wait_for(stream.ended.wait(), 5)
+    answered = await asyncio.gather(poll, return_exceptions=True)
+    assert not isinstance(answered[0], httpx.Response) or answered[0].status_code == 200
+    for client in (ws, polling):
+        if client.sio.connected:
+            await client.sio.disconnect()
+    await stream.close()
+    await ann.close()
