@@ -32,7 +32,6 @@ class Settings:
     stream_buffer: int = 1_000
     poll_timeout: float = 25.0
     poll_timeout_max: float = 55.0
-    redis_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

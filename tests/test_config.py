@@ -21,7 +21,6 @@ def test_settings_read_numbers_paths_and_origins_from_the_environment() -> None:
         "ARCANE_SCENARIO_TIMEOUT": "2.5",
         "ARCANE_PING_INTERVAL": "10",
         "ARCANE_CORS_ORIGINS": "https://codex.example, http://localhost:5173,, ",
-        "ARCANE_REDIS_URL": "redis://cache:6379/0",
         "ARCANE_SECRET_KEY": "s3cret",
         "ARCANE_POLL_TIMEOUT": "",  # empty means unset
         "ARCANE_NOT_A_SETTING": "ignored",
@@ -34,7 +33,6 @@ def test_settings_read_numbers_paths_and_origins_from_the_environment() -> None:
     assert settings.scenario_timeout == 2.5 and isinstance(settings.scenario_timeout, float)
     assert settings.ping_interval == 10.0 and isinstance(settings.ping_interval, float)
     assert settings.cors_origins == ("https://codex.example", "http://localhost:5173")
-    assert settings.redis_url == "redis://cache:6379/0"
     assert settings.secret_key == "s3cret"
     assert settings.poll_timeout == Settings().poll_timeout
 
