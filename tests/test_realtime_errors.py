@@ -124,3 +124,59 @@ async def test_an_oversized_payload_is_not_processed(server: LiveServer) -> None
         await tab.close()
     await ann.close()
     await bram.close()
+
+
+async def test_an_unexpected_failure_is_logged_and_answered_internal_error(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    ann, bram = await seat_party(server, ["Ann", "Bram"])
+    tab = await socket_for(ann)
+    service = server.runtime.service
+
+    async def broken_chat(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the quill snapped")
+
+    service.chat = broken_chat  # type: ignore[method-assign]
+    ack = await tab.call("chat_message", {"text": "hello"})
+    assert ack["error"]["code"] == "INTERNAL_ERROR"
+    assert "quill" not in ack["error"]["message"]
+    assert any(r.exc_info and "the quill snapped" in str(r.exc_info[1]) for r in caplog.records)
+    assert (await tab.call("ping"))["ok"] is True
+    await tab.close()
+    await ann.close()
+    await bram.close()
+
+
+async def test_browsers_from_other_origins_are_refused_unless_configured(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from tests.support import test_settings
+
+    assert isinstance(tmp_path, Path)
+    server = LiveServer(test_settings(tmp_path, cors_origins=("https://friends.example",)))
+    await server.start()
+    try:
+        ann = await Player.create(server, "Ann")
+        stranger = SocketClient(server, transports=["polling"])
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await stranger.connect(token=ann.token, headers={"Origin": "https://evil.example"})
+        friend = SocketClient(server, transports=["polling"])
+        await friend.connect(token=ann.token, headers={"Origin": "https://friends.example"})
+        assert (await friend.join(ann.game_code))["ok"] is True
+        await friend.close()
+        await ann.close()
+    finally:
+        await server.stop()
+        server.close()
+
+
+async def test_same_origin_only_by_default(server: LiveServer) -> None:
+    ann = await Player.create(server, "Ann")
+    stranger = SocketClient(server, transports=["polling"])
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await stranger.connect(token=ann.token, headers={"Origin": "https://evil.example"})
+    own = SocketClient(server, transports=["polling"])
+    await own.connect(token=ann.token, headers={"Origin": server.url})
+    assert (await own.join(ann.game_code))["ok"] is True
+    await own.close()
+    await ann.close()

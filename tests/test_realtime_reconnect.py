@@ -103,3 +103,29 @@ async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path
     finally:
         await server.stop()
         server.close()
+
+
+async def test_events_committed_during_the_replay_are_neither_lost_nor_doubled(server: LiveServer) -> None:
+    import asyncio
+
+    ann, bram = await seat_party(server, ["Ann", "Bram"])
+    for n in range(30):
+        await ann.post("/chat", {"text": f"early {n}"})
+    async def chatter(sent: list[str]) -> None:
+        for text in sent:
+            assert (await ann.post("/chat", {"text": text})).status_code == 201
+
+    for attempt in range(3):
+        sent = [f"during {attempt}.{n}" for n in range(40)]
+        writer = asyncio.create_task(chatter(sent))
+        await asyncio.sleep(0.005 * attempt)
+        tab = await socket_for(bram, last_seq=2)
+        await writer
+        await tab.wait_event("chat_message", text=sent[-1])
+        seqs = [s for s, _ in tab.logged()]
+        assert seqs == sorted(set(seqs)), "a duplicate or out-of-order event"
+        visible = await server.runtime.store.events_after(ann.game_code, 2, bram.player_id)
+        assert seqs == [e.seq for e in visible]
+        await tab.close()
+    await ann.close()
+    await bram.close()

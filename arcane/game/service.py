@@ -380,6 +380,11 @@ class GameService:
                 log.error("game %s: no scenario for the next turn: %s", code, exc)
                 self._schedule_retry(code, str(exc))
                 return False
+            except Exception as exc:
+                # The action that led here is committed: never fail it, retry the scenario instead.
+                log.exception("game %s: storing the next scenario failed", code)
+                self._schedule_retry(code, repr(exc))
+                return False
         return True
 
     async def _store_next_scenario(self, code: str) -> None:
@@ -436,6 +441,8 @@ class GameService:
                     return
                 except ScenarioUnavailable as exc:
                     log.error("game %s: scenario retry failed: %s", code, exc)
+                except Exception:
+                    log.exception("game %s: scenario retry failed", code)
         finally:
             self._retries.pop(code, None)
 
