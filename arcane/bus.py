@@ -10,19 +10,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from arcane.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been missed (Redis was away): check the log for anything newer."""
+
+    game_code: str | None
+
+
+Item = Event | Resync
 
 
 class Subscription:
     def __init__(self, bus: Bus, game_code: str | None, maxsize: int) -> None:
         self._bus = bus
         self.game_code = game_code
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.closed = False
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Item) -> None:
         if self.closed:
             return
         try:
@@ -44,23 +55,23 @@ class Subscription:
             # Dropping an event to make room would hand the owner a gap behind its cursor.
             pass
 
-    async def get(self) -> Event | None:
+    async def get(self) -> Item | None:
         if self.closed and self._queue.empty():
             return None
         return await self._queue.get()
 
-    def get_nowait(self) -> Event | None:
+    def get_nowait(self) -> Item | None:
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
             return None
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncIterator[Item]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Event]:
-        while (event := await self.get()) is not None:
-            yield event
+    async def _iterate(self) -> AsyncIterator[Item]:
+        while (item := await self.get()) is not None:
+            yield item
 
 
 class Bus:
@@ -71,15 +82,34 @@ class Bus:
         self._listeners: list[Callable[[Event], None]] = []
 
     def publish(self, events: Iterable[Event]) -> None:
+        """Deliver to this process's subscribers and hand to the listeners (the Redis relay)."""
         for event in events:
             for listener in self._listeners:
                 listener(event)
-            for key in (event.game_code, None):
-                for sub in tuple(self._by_game.get(key, ())):
-                    sub.deliver(event)
+            self._deliver(event)
+
+    def publish_local(self, events: Iterable[Event]) -> None:
+        """Deliver to this process's subscribers only (events every process derives itself)."""
+        for event in events:
+            self._deliver(event)
+
+    def resync(self, game_code: str | None = None) -> None:
+        """Tell subscribers (of one game, or all) to look in the log for missed events."""
+        for key, subs in tuple(self._by_game.items()):
+            if game_code is None or key == game_code:
+                for sub in tuple(subs):
+                    sub.deliver(Resync(key))
+
+    def games(self) -> set[str]:
+        return {key for key in self._by_game if key is not None}
+
+    def _deliver(self, event: Event) -> None:
+        for key in (event.game_code, None):
+            for sub in tuple(self._by_game.get(key, ())):
+                sub.deliver(event)
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
-        """A synchronous callback run for every event, in publish order."""
+        """A synchronous callback run for every published event, in publish order."""
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Callable[[Event], None]) -> None:

@@ -8,10 +8,11 @@ catch-up runs is neither lost nor sent twice.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from arcane.bus import Bus, Subscription
+from arcane.bus import Bus, Item, Resync, Subscription
 from arcane.events import Event
 from arcane.game.records import Identity
 from arcane.game.service import GameService
@@ -45,12 +46,21 @@ async def catch_up(store: Store, service: GameService, ident: Identity, after: i
 
 
 class Feed:
-    """A subscription plus a cursor: yields each visible event once, in seq order."""
+    """A subscription plus a cursor: yields each visible event once, in seq order.
+
+    The cursor is the last seq of the game (any audience) this feed has passed.
+    The bus carries every event of the game, so a seq that jumps past cursor + 1
+    means events were missed (another process's event overtook them on Redis, or
+    Redis was away): they are read from the log before anything newer is given.
+    """
 
     def __init__(self, bus: Bus, ident: Identity, *, maxsize: int = 1000) -> None:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
+        self._ready: deque[Event] = deque()
+        self._store: Store | None = None
+        self._service: GameService | None = None
 
     @property
     def overflowed(self) -> bool:
@@ -61,45 +71,79 @@ class Feed:
         return self._sub.closed
 
     async def start(self, store: Store, service: GameService, after: int | None) -> CatchUp:
+        self._store, self._service = store, service
         result = await catch_up(store, service, self.ident, after)
         self.cursor = result.seq
         return result
-
-    def _accept(self, event: Event) -> bool:
-        if not event.visible_to(self.ident.player_id):
-            return False
-        if event.seq is None:
-            return True
-        if event.seq <= self.cursor:
-            return False
-        self.cursor = event.seq
-        return True
 
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event for this connection; None on timeout or when the feed closed."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        while True:
+        while not self._ready:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
             # cancellation that races a result, and a cancelled stream must end.
             try:
                 async with asyncio.timeout(remaining):
-                    event = await self._sub.get()
+                    item = await self._sub.get()
             except TimeoutError:
                 return None
-            if event is None:
+            if item is None:
                 return None
-            if self._accept(event):
-                return event
+            await self._take(item)
+        return self._ready.popleft()
 
-    def ready(self) -> list[Event]:
-        """Events already waiting, without blocking."""
-        out: list[Event] = []
-        while (event := self._sub.get_nowait()) is not None:
-            if self._accept(event):
-                out.append(event)
+    async def ready(self) -> list[Event]:
+        """Events already waiting, without waiting for more."""
+        while (item := self._sub.get_nowait()) is not None:
+            await self._take(item)
+        out = list(self._ready)
+        self._ready.clear()
         return out
+
+    async def _take(self, item: Item) -> None:
+        if isinstance(item, Resync):
+            await self._fill(None)
+            return
+        if item.seq is None:
+            if item.visible_to(self.ident.player_id):
+                self._ready.append(item)
+            return
+        if item.seq <= self.cursor:
+            return
+        if item.seq > self.cursor + 1:
+            await self._fill(item.seq - 1)
+            if item.seq <= self.cursor:
+                return
+        self.cursor = item.seq
+        if item.visible_to(self.ident.player_id):
+            self._ready.append(item)
+
+    async def _fill(self, upto: int | None) -> None:
+        """Read what the bus did not bring, up to `upto` (None: the end of the log)."""
+        store, service = self._store, self._service
+        if store is None or service is None:
+            return
+        code = self.ident.game_code
+        async with store.snapshot():
+            bounds = await store.log_bounds(code)
+            if bounds is None:
+                return
+            floor, last = bounds
+            target = last if upto is None else min(upto, last)
+            if target <= self.cursor:
+                return
+            missed = None if floor > self.cursor else await store.events_after(
+                code, self.cursor, self.ident.player_id, upto=target)
+        if missed is None:
+            # What was missed is no longer in the log: a snapshot, as on a stale reconnect.
+            view = await service.view(self.ident)
+            self._ready.append(Event(code, "reconnect_sync", view | {"recovered": False}))
+            self.cursor = view["seq"]
+            return
+        self._ready.extend(missed)
+        self.cursor = target
 
     def close(self) -> None:
         self._sub.close()

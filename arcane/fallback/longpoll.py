@@ -61,11 +61,11 @@ async def poll(code: str) -> Response:
             items = [Item(e.seq, e) for e in start.events]
         else:
             items = [Item(start.seq, start.sync_event(ident.game_code))]
-        items += [Item(e.seq, e) for e in feed.ready()]
+        items += [Item(e.seq, e) for e in await feed.ready()]
         if not items:
             event = await feed.next(timeout=timeout)
             if event is not None:
-                items = [Item(e.seq, e) for e in (event, *feed.ready())]
+                items = [Item(e.seq, e) for e in (event, *await feed.ready())]
         body = answer(items, last_seq=feed.cursor, recovered=start.recovered)
     return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
 

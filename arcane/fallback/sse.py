@@ -64,7 +64,7 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
             while True:
                 event = await feed.next(timeout=rt.settings.sse_heartbeat)
                 if event is not None:
-                    yield frames([event, *feed.ready()])
+                    yield frames([event, *await feed.ready()])
                 elif feed.closed:
                     # Fell `stream_buffer` events behind, or shutdown: the client resumes from its id.
                     return
