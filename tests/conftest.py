@@ -5,15 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import LiveServer, test_settings
+from tests.support import LiveServer, serving
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    live = LiveServer(test_settings(tmp_path))
-    await live.start()
-    try:
+    async with serving(tmp_path) as live:
         yield live
-    finally:
-        await live.stop()
-        live.close()

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.support import LiveServer, Player
-from tests.support import test_settings as settings_for
 
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=None)
 
@@ -313,15 +310,3 @@ async def play_scripted_game(party: list[Player]) -> None:
         for player in party:
             response = await player.post("/choices", {"option_id": view["scenario"]["options"][0]["id"]})
             assert response.status_code == 200, response.text
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, **overrides: Any) -> AsyncIterator[LiveServer]:
-    """A LiveServer with the test settings plus `overrides`, stopped and closed afterwards."""
-    server = LiveServer(settings_for(tmp_path, **overrides))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-        server.close()

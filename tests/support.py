@@ -7,6 +7,8 @@ import os
 import shutil
 import socket
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -191,3 +193,17 @@ async def play_to_first_turn(party: list[Player]) -> None:
     assert response.status_code == 200, response.text
     for player in party:
         await player.answer_all()
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path, *, source: ScenarioSource | None = None, **overrides: Any
+) -> AsyncIterator[LiveServer]:
+    """A LiveServer with the test settings plus `overrides`, stopped and closed afterwards."""
+    server = LiveServer(test_settings(tmp_path, **overrides), source=source)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        server.close()

@@ -14,7 +14,7 @@ from arcane.game import interrogation
 from arcane.game.content import CLASSES, GODS, PATRON_CLASS, Scenario, questions, scenario_library
 from arcane.game.scenarios import RECENT_THEMES, LibrarySource, ScenarioRequest, check_playable
 from tests.gameplay import FlakySource, close_all, error_of, last_seq, logged, names, wait_until
-from tests.support import LiveServer, Player, play_to_first_turn, seat_party, test_settings
+from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving
 
 EIGHT_GODS = ("Valdris", "Kaitha", "Morvane", "Sylara", "Korvan", "Athena", "Mercus", "Drakmor")
 
@@ -134,13 +134,8 @@ async def flaky() -> FlakySource:
 
 @pytest.fixture
 async def oracle_server(tmp_path: Path, flaky: FlakySource) -> Any:
-    live = LiveServer(test_settings(tmp_path, scenario_timeout=0.3), source=flaky)
-    await live.start()
-    try:
+    async with serving(tmp_path, source=flaky, scenario_timeout=0.3) as live:
         yield live
-    finally:
-        await live.stop()
-        live.close()
 
 
 async def assert_held(server: LiveServer, party: list[Player], turn: int, seq: int) -> None:

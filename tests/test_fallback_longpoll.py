@@ -10,8 +10,8 @@ import pytest
 
 from arcane.fallback import longpoll
 from arcane.presence import Presence
-from tests.streams import Poller, serving, sse_for, visible_log
-from tests.support import LiveServer, Player, seat_party
+from tests.streams import Poller, sse_for, visible_log
+from tests.support import LiveServer, Player, seat_party, serving
 
 
 async def close_all(*things: Player | Poller) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import socketio
 
-from tests.streams import Poller, SseStream, play_scripted_game, serving, sse_for, visible_log
-from tests.support import LiveServer, Player, seat_party
+from tests.streams import Poller, SseStream, play_scripted_game, sse_for, visible_log
+from tests.support import LiveServer, Player, seat_party, serving
 
 GAME = {"turns_per_game": 2, "questions_per_player": 2}
 

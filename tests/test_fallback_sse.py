@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.streams import SseFollower, SseStream, play_scripted_game, serving, sse_for, visible_log
-from tests.support import LiveServer, Player, play_to_first_turn, seat_party
+from tests.streams import SseFollower, SseStream, play_scripted_game, sse_for, visible_log
+from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving
 
 
 async def close_all(*things: Player | SseStream) -> None:

@@ -11,18 +11,13 @@ import pytest
 
 from arcane.events import ROOM, player_audience
 from tests.sockets import SocketClient, socket_for
-from tests.support import LiveServer, Player, seat_party, test_settings
+from tests.support import LiveServer, Player, seat_party, serving
 
 
 @pytest.fixture
 async def quick_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    live = LiveServer(test_settings(tmp_path, turns_per_game=3, questions_per_player=2))
-    await live.start()
-    try:
+    async with serving(tmp_path, turns_per_game=3, questions_per_player=2) as live:
         yield live
-    finally:
-        await live.stop()
-        live.close()
 
 
 def logged(received: list[tuple[str, Any]], after: int) -> list[tuple[int, str, dict[str, Any]]]:

@@ -22,7 +22,7 @@ from arcane.game.records import (
     PLAYER, SPECTATOR, GameRecord, Identity, Member, load_answers, load_choices, load_game,
     load_history, load_member, load_members, load_scenario,
 )
-from arcane.game.resolution import Choice, Npc, resolve_turn
+from arcane.game.resolution import Choice, resolve_turn
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
 from arcane.store import Store, Transaction
 

@@ -11,7 +11,7 @@ import pytest_asyncio
 pytest.importorskip("playwright.async_api", reason="install the test extra: pip install -e '.[test]'")
 
 from tests.browser.harness import Browser, Table, launch_browser, output_dir  # noqa: E402
-from tests.support import LiveServer, test_settings  # noqa: E402
+from tests.support import LiveServer, serving  # noqa: E402
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -23,13 +23,8 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     # A short game: two questions each, two turns.
-    live = LiveServer(test_settings(tmp_path, turns_per_game=2, questions_per_player=2))
-    await live.start()
-    try:
+    async with serving(tmp_path, turns_per_game=2, questions_per_player=2) as live:
         yield live
-    finally:
-        await live.stop()
-        live.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
