@@ -8,8 +8,7 @@ its owner resumes from its cursor instead of the server buffering without end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
@@ -75,23 +74,16 @@ class Subscription:
 
 
 class Bus:
-    """In-process bus. `subscribe(None)` receives every game's events."""
+    """In-process bus. `open_subscription(None)` receives every game's events."""
 
     def __init__(self) -> None:
         self._by_game: dict[str | None, set[Subscription]] = {}
-        self._listeners: list[Callable[[Event], None]] = []
 
     def publish(self, events: Iterable[Event]) -> None:
-        """Deliver to this process's subscribers and hand to the listeners (the Redis relay)."""
         for event in events:
-            for listener in self._listeners:
-                listener(event)
-            self._deliver(event)
-
-    def publish_local(self, events: Iterable[Event]) -> None:
-        """Deliver to this process's subscribers only (events every process derives itself)."""
-        for event in events:
-            self._deliver(event)
+            for key in (event.game_code, None):
+                for sub in tuple(self._by_game.get(key, ())):
+                    sub.deliver(event)
 
     def resync(self, game_code: str | None = None) -> None:
         """Tell subscribers (of one game, or all) to look in the log for missed events."""
@@ -103,30 +95,10 @@ class Bus:
     def games(self) -> set[str]:
         return {key for key in self._by_game if key is not None}
 
-    def _deliver(self, event: Event) -> None:
-        for key in (event.game_code, None):
-            for sub in tuple(self._by_game.get(key, ())):
-                sub.deliver(event)
-
-    def add_listener(self, listener: Callable[[Event], None]) -> None:
-        """A synchronous callback run for every published event, in publish order."""
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[Event], None]) -> None:
-        self._listeners.remove(listener)
-
     def open_subscription(self, game_code: str | None, *, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, game_code, maxsize)
         self._by_game.setdefault(game_code, set()).add(sub)
         return sub
-
-    @asynccontextmanager
-    async def subscribe(self, game_code: str | None, *, maxsize: int = 1000) -> AsyncIterator[Subscription]:
-        sub = self.open_subscription(game_code, maxsize=maxsize)
-        try:
-            yield sub
-        finally:
-            sub.close()
 
     def subscriber_count(self, game_code: str | None = None) -> int:
         if game_code is None:

@@ -36,7 +36,8 @@ class Event:
     seq: int | None = None
     timestamp: float = 0.0
     exclude: str | None = None
-    _wire: list[str] = field(default_factory=list, compare=False, repr=False)
+    # Filled on first use, so a broadcast builds and encodes the payload once, not per recipient.
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def logged(self) -> bool:
@@ -48,13 +49,15 @@ class Event:
         return visible_to(self.audience, player_id)
 
     def data(self) -> dict[str, Any]:
-        """The payload a client receives: logged events carry seq and timestamp."""
+        """The payload a client receives: logged events carry seq and timestamp. Do not mutate."""
         if self.seq is None:
             return self.payload
-        return {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
+        if "data" not in self._cache:
+            self._cache["data"] = {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
+        return self._cache["data"]
 
     def data_json(self) -> str:
         """`data()` encoded once, however many recipients it has."""
-        if not self._wire:
-            self._wire.append(json.dumps(self.data(), separators=(",", ":")))
-        return self._wire[0]
+        if "json" not in self._cache:
+            self._cache["json"] = json.dumps(self.data(), separators=(",", ":"))
+        return self._cache["json"]

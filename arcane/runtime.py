@@ -136,7 +136,3 @@ def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:
         return data if isinstance(data, dict) else None
 
     return load
-
-
-def runtime_of(app: Any) -> Runtime:
-    return app.runtime if hasattr(app, "runtime") else app.extensions["arcane"]

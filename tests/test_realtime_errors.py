@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import socketio
 
 from tests.sockets import SocketClient, socket_for
-from tests.support import LiveServer, Player, seat_party
+from tests.support import LiveServer, Player, seat_party, serving
 
 
 async def refused_connect(server: LiveServer, **kwargs: object) -> object:
@@ -147,15 +148,8 @@ async def test_an_unexpected_failure_is_logged_and_answered_internal_error(
     await bram.close()
 
 
-async def test_browsers_from_other_origins_are_refused_unless_configured(tmp_path: object) -> None:
-    from pathlib import Path
-
-    from tests.support import test_settings
-
-    assert isinstance(tmp_path, Path)
-    server = LiveServer(test_settings(tmp_path, cors_origins=("https://friends.example",)))
-    await server.start()
-    try:
+async def test_browsers_from_other_origins_are_refused_unless_configured(tmp_path: Path) -> None:
+    async with serving(tmp_path, cors_origins=("https://friends.example",)) as server:
         ann = await Player.create(server, "Ann")
         stranger = SocketClient(server, transports=["polling"])
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -165,9 +159,6 @@ async def test_browsers_from_other_origins_are_refused_unless_configured(tmp_pat
         assert (await friend.join(ann.game_code))["ok"] is True
         await friend.close()
         await ann.close()
-    finally:
-        await server.stop()
-        server.close()
 
 
 async def test_same_origin_only_by_default(server: LiveServer) -> None:

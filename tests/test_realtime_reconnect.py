@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.sockets import SocketClient, socket_for
-from tests.support import LiveServer, seat_party, test_settings
+from tests.support import LiveServer, seat_party, serving
 
 
 def chats(client: SocketClient) -> list[str]:
@@ -38,9 +38,7 @@ async def test_reconnect_with_last_seq_replays_what_was_missed_then_goes_live(se
 
 
 async def test_reconnect_across_a_server_restart_misses_nothing(tmp_path: Path) -> None:
-    server = LiveServer(test_settings(tmp_path))
-    await server.start()
-    try:
+    async with serving(tmp_path) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         tab = await socket_for(bram)
         await ann.post("/chat", {"text": "before"})
@@ -58,9 +56,6 @@ async def test_reconnect_across_a_server_restart_misses_nothing(tmp_path: Path) 
         await back.close()
         await ann.close()
         await bram.close()
-    finally:
-        await server.stop()
-        server.close()
 
 
 async def _disconnected(client: SocketClient) -> bool:
@@ -74,9 +69,7 @@ async def _disconnected(client: SocketClient) -> bool:
 
 
 async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path: Path) -> None:
-    server = LiveServer(test_settings(tmp_path, log_retention=5))
-    await server.start()
-    try:
+    async with serving(tmp_path, log_retention=5) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         for n in range(12):
             await ann.post("/chat", {"text": f"message {n}"})
@@ -100,9 +93,6 @@ async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path
         await tab.close()
         await ann.close()
         await bram.close()
-    finally:
-        await server.stop()
-        server.close()
 
 
 async def test_events_committed_during_the_replay_are_neither_lost_nor_doubled(server: LiveServer) -> None:

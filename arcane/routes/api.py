@@ -7,7 +7,7 @@ from typing import Any
 from quart import Blueprint, jsonify, session
 
 from arcane.game.records import Identity
-from arcane.game.service import Seat, normalize_code
+from arcane.game.service import Seat
 from arcane.identity import remember
 from arcane.routes.common import caller, json_body, runtime
 
@@ -101,5 +101,3 @@ async def typing(code: str) -> Any:
     await runtime().service.typing(ident, body.get("is_typing"), member=member)
     return jsonify({"ok": True})
 
-
-__all__ = ["blueprint", "normalize_code"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import current_app, request, session
 
-from arcane.errors import ArcaneError, ErrorCode, validation
+from arcane.errors import validation
 from arcane.game.records import Identity, Member
 from arcane.game.service import normalize_code
 
@@ -47,8 +47,3 @@ async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identit
     await rt.service.require_game(code)
     ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
     return ident, await rt.service.member(ident)
-
-
-def require(condition: bool, code: ErrorCode, message: str) -> None:
-    if not condition:
-        raise ArcaneError(code, message)
