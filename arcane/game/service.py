@@ -124,9 +124,9 @@ class GameService:
         return game
 
     async def member(self, ident: Identity) -> Member:
-        await self.require_game(ident.game_code)
-        member = await load_member(self._store, ident.game_code, ident.player_id)
+        member = await load_member(self._store, normalize_code(ident.game_code), ident.player_id)
         if member is None:
+            await self.require_game(ident.game_code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
         return member
 
