@@ -32,6 +32,9 @@ class Settings:
     stream_buffer: int = 1_000
     poll_timeout: float = 25.0
     poll_timeout_max: float = 55.0
+    redis_url: str = ""
+    redis_prefix: str = "arcane"
+    presence_ttl: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -53,12 +56,20 @@ class Settings:
             return path.read_text().strip()
         except FileNotFoundError:
             pass
-        key = secrets.token_urlsafe(48)
+        # Written aside then linked into place: workers starting together agree on one key,
+        # and none reads a half-written file.
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+        return path.read_text().strip()
 
 
 _INTS = {
@@ -67,7 +78,7 @@ _INTS = {
 }
 _FLOATS = {
     "scenario_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
-    "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max",
+    "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max", "presence_ttl",
 }
 
 

@@ -56,6 +56,15 @@ class Event:
             self._cache["data"] = {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
         return self._cache["data"]
 
+    def to_wire(self) -> dict[str, Any]:
+        """The event as it crosses between server processes (see `from_wire`)."""
+        return {"g": self.game_code, "n": self.name, "p": self.payload, "a": self.audience,
+                "s": self.seq, "t": self.timestamp, "x": self.exclude}
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> Event:
+        return cls(wire["g"], wire["n"], wire["p"], wire["a"], wire["s"], wire["t"], wire["x"])
+
     def data_json(self) -> str:
         """`data()` encoded once, however many recipients it has."""
         if "json" not in self._cache:

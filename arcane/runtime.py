@@ -15,10 +15,12 @@ from quart import Quart
 from arcane import fallback
 from arcane import shutdown
 from arcane.bus import Bus
+from arcane.cluster import Cluster
 from arcane.config import Settings
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import Tokens
+from arcane.limits import Limiter, LocalLimiter
 from arcane.presence import Presence
 from arcane.realtime.handlers import Realtime
 from arcane.realtime.server import create_server
@@ -39,7 +41,9 @@ class Runtime:
     service: GameService
     tokens: Tokens
     presence: Presence
+    limiter: Limiter
     sio: socketio.AsyncServer
+    cluster: Cluster | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: Realtime | None = None
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -49,6 +53,7 @@ class Runtime:
         self.closing = asyncio.Event()
         await self.store.open()
         await self.bus.start()
+        await self.presence.start()
         await self.service.resume_waiting_games()
         self._shutdown_watch = shutdown.watch(self.begin_shutdown)
 
@@ -71,6 +76,8 @@ class Runtime:
         await self.presence.close()
         await self.service.close()
         await self.bus.stop()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.store.close()
 
 
@@ -94,21 +101,26 @@ def create_quart(settings: Settings) -> Quart:
 
 def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> socketio.ASGIApp:
     settings = settings or Settings.from_env()
-    bus = Bus()
+    # Without Redis: one process, the memory bus, presence and limits kept here.
+    cluster = Cluster(settings) if settings.redis_url else None
+    bus = cluster.bus if cluster else Bus()
+    limiter = cluster.limiter if cluster else LocalLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     store = Store(settings.database, retention=settings.log_retention, on_commit=bus.publish)
     service = GameService(store, settings, source or LibrarySource(), publish=bus.publish)
-    presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster)
+    presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster,
+                        directory=cluster.directory if cluster else None)
     service.online = presence.online
     sio = create_server(settings)
     quart_app = create_quart(settings)
-    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, sio)
+    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, limiter, sio, cluster)
     quart_app.extensions["arcane"] = runtime
     runtime.realtime = Realtime(runtime, _session_loader(quart_app))
 
     @quart_app.before_serving
     async def start() -> None:
         await runtime.start()
-        log.info("serving with database %s", settings.database)
+        log.info("serving with database %s%s", settings.database,
+                 f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 
     @quart_app.after_serving
     async def stop() -> None:

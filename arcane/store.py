@@ -8,13 +8,14 @@ while the writer lock is still held, so they are published in seq order.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import aiosqlite
 
@@ -167,6 +168,13 @@ class Transaction:
                 )
 
 
+def _lock_file(path: Path) -> IO[bytes]:
+    """An exclusive lock between processes on this host, held until the file is closed."""
+    handle = open(path, "ab")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
 class Store:
     def __init__(
         self,
@@ -212,13 +220,18 @@ class Store:
         await conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
 
-    @staticmethod
-    async def _migrate(conn: aiosqlite.Connection) -> None:
-        async with conn.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = row[0] if row else 0
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        # Server processes starting together take turns: each reads the version only once it
+        # holds the lock, so none replays a migration another has just applied.
+        lock = await asyncio.to_thread(_lock_file, self.path.with_name(self.path.name + ".migrate"))
+        try:
+            async with conn.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = row[0] if row else 0
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                await conn.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+        finally:
+            lock.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

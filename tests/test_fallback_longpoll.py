@@ -218,13 +218,13 @@ async def test_a_long_poller_stays_online_while_its_polls_keep_coming(
     grace = server.settings.presence_grace
     try:
         await poller.poll()
-        assert presence.online(ann.game_code) == {ann.player_id}
+        assert await presence.online(ann.game_code) == {ann.player_id}
         for _ in range(8):  # 1.6 s of polling: far past one lease plus the grace period
             await poller.poll()
         assert {p["player_name"]: p["online"] for p in (await bob.view())["players"]} == {
             "Ann": True, "Bob": False}
         await asyncio.sleep(0.4 + grace + 0.3)
-        assert presence.online(ann.game_code) == set()
+        assert await presence.online(ann.game_code) == set()
     finally:
         await close_all(poller, ann, bob)
 
@@ -243,9 +243,9 @@ async def test_a_stream_and_a_poller_count_together_for_one_player(
         await poller.poll()
         await stream.close()  # the stream's grace would end at +0.5 s; the poll's lease holds
         await asyncio.sleep(grace + 0.2)
-        assert presence.online(ann.game_code) == {ann.player_id}
+        assert await presence.online(ann.game_code) == {ann.player_id}
         await asyncio.sleep(1.2)
-        assert presence.online(ann.game_code) == set()
+        assert await presence.online(ann.game_code) == set()
         await a_lapsed_poll_lease_changes_nothing_while_a_stream_is_open(ann, poller, presence)
     finally:
         await close_all(poller, ann, bob)
@@ -259,6 +259,6 @@ async def a_lapsed_poll_lease_changes_nothing_while_a_stream_is_open(
         await stream.wait_event("player_connected")
         await poller.poll()
         await asyncio.sleep(1.2 + 0.7)
-        assert presence.online(ann.game_code) == {ann.player_id}
+        assert await presence.online(ann.game_code) == {ann.player_id}
     finally:
         await stream.close()

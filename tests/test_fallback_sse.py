@@ -199,7 +199,7 @@ async def test_two_hundred_streams_leave_no_subscriber_behind(server: LiveServer
     try:
         await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 20)
         assert bus.subscriber_count(ann.game_code) == 200
-        assert ann.player_id in server.runtime.presence.online(ann.game_code)
+        assert ann.player_id in await server.runtime.presence.online(ann.game_code)
         release.set()
         await asyncio.gather(*visits)
         for _ in range(200):
@@ -208,7 +208,7 @@ async def test_two_hundred_streams_leave_no_subscriber_behind(server: LiveServer
             await asyncio.sleep(0.02)
         assert bus.subscriber_count() == 0
         await asyncio.sleep(server.settings.presence_grace + 0.3)
-        assert ann.player_id not in server.runtime.presence.online(ann.game_code)
+        assert ann.player_id not in await server.runtime.presence.online(ann.game_code)
     finally:
         for task in visits:
             task.cancel()

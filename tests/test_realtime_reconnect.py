@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.sockets import SocketClient, socket_for
@@ -95,9 +96,12 @@ async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path
         await bram.close()
 
 
-async def test_events_committed_during_the_replay_are_neither_lost_nor_doubled(server: LiveServer) -> None:
-    import asyncio
+async def test_events_committed_during_the_replay_are_neither_lost_nor_doubled(tmp_path: Path) -> None:
+    async with serving(tmp_path, rate_limit_per_second=1000.0, rate_limit_burst=1000) as server:
+        await replay_races_the_writer(server)
 
+
+async def replay_races_the_writer(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     for n in range(30):
         await ann.post("/chat", {"text": f"early {n}"})

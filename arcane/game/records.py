@@ -25,6 +25,10 @@ class Identity:
     game_code: str
     player_id: str
 
+    @property
+    def rate_key(self) -> str:
+        return f"player:{self.game_code}:{self.player_id}"
+
 
 @dataclass(frozen=True)
 class GameRecord:

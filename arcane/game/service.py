@@ -9,7 +9,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +86,13 @@ class GameService:
         source: ScenarioSource,
         *,
         publish: Callable[[Iterable[Event]], None],
-        online: Callable[[str], set[str]] = lambda code: set(),
+        online: Callable[[str], Awaitable[set[str]]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._source = source
         self._publish = publish
-        self.online = online
+        self.online = online or _nobody_online
         self._advancing: dict[str, asyncio.Lock] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
 
@@ -476,7 +476,7 @@ class GameService:
             scenario = await load_scenario(db, game.code, game.turn_number) if game.phase == PLAYING else None
             choices = await load_choices(db, game.code, game.turn_number, members) if scenario else {}
             answered = await load_answers(db, game.code, me.player_id) if me.is_player else {}
-        online = self.online(game.code)
+        online = await self.online(game.code)
         players = [m for m in members if m.is_player]
         if game.phase == INTERROGATION:
             waiting = [p.player_id for p in players if not p.player_class]
@@ -548,3 +548,7 @@ class GameService:
         if not member.is_player:
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "spectators watch; they cannot act")
         return member
+
+
+async def _nobody_online(game_code: str) -> set[str]:
+    return set()

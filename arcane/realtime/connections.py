@@ -10,7 +10,6 @@ from typing import Any
 from arcane.events import Event
 from arcane.feed import CatchUp, Feed
 from arcane.game.records import Identity, Member
-from arcane.realtime.limits import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,6 @@ class Connection:
     sid: str
     identities: dict[str, str]
     token_identity: Identity | None
-    limiter: TokenBucket
     room: Room | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -39,6 +37,12 @@ class Connection:
             return self.token_identity if self.token_identity.game_code == game_code else None
         player_id = self.identities.get(game_code)
         return None if player_id is None else Identity(game_code, player_id)
+
+    @property
+    def rate_key(self) -> str:
+        """Limits count per player, across tabs and processes; per socket until it has a seat."""
+        ident = self.room.ident if self.room is not None else self.token_identity
+        return f"socket:{self.sid}" if ident is None else ident.rate_key
 
 
 async def pump(sio: Any, sid: str, room: Room, first: CatchUp) -> None:

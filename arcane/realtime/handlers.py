@@ -18,7 +18,6 @@ from arcane.feed import Feed
 from arcane.game.service import normalize_code
 from arcane.identity import session_games
 from arcane.realtime.connections import Connection, Room, emit, pump
-from arcane.realtime.limits import TokenBucket
 from arcane.realtime.server import ACK_WANTED
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class Realtime:
             try:
                 if conn is None:
                     raise ArcaneError(ErrorCode.AUTH_REQUIRED, "connect again")
-                if not conn.limiter.allow():
+                if not await self.rt.limiter.allow(conn.rate_key):
                     raise ArcaneError(ErrorCode.RATE_LIMITED, "too many events; slow down")
                 return await handler(conn, data)
             except ArcaneError as error:
@@ -97,10 +96,7 @@ class Realtime:
         if token_identity is None and not games:
             error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
             raise ConnectionRefusedError(error.message, error.to_dict())
-        settings = self.rt.settings
-        self.connections[sid] = Connection(
-            sid, games, token_identity, TokenBucket(settings.rate_limit_per_second, settings.rate_limit_burst)
-        )
+        self.connections[sid] = Connection(sid, games, token_identity)
 
     def _cookie_session(self, environ: dict[str, Any]) -> dict[str, Any]:
         raw = environ.get("HTTP_COOKIE", "")

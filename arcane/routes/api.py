@@ -9,7 +9,7 @@ from quart import Blueprint, jsonify, session
 from arcane.game.records import Identity
 from arcane.game.service import Seat
 from arcane.identity import remember
-from arcane.routes.common import caller, json_body, runtime
+from arcane.routes.common import acting, caller, json_body, runtime
 
 blueprint = Blueprint("api", __name__)
 
@@ -48,7 +48,7 @@ async def watch_game(code: str) -> Any:
 
 @blueprint.post("/api/games/<code>/leave")
 async def leave_game(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await acting(code)
     await runtime().service.leave_game(ident)
     return jsonify({"ok": True})
 
@@ -61,7 +61,7 @@ async def view(code: str) -> Any:
 
 @blueprint.post("/api/games/<code>/start")
 async def start_game(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await acting(code)
     await runtime().service.start_game(ident)
     return jsonify({"ok": True, "phase": "interrogation"})
 
@@ -74,21 +74,21 @@ async def current_question(code: str) -> Any:
 
 @blueprint.post("/api/games/<code>/interrogation")
 async def answer(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await acting(code)
     body = await json_body()
     return jsonify(await runtime().service.answer(ident, body.get("answer_id"), body.get("question_id")))
 
 
 @blueprint.post("/api/games/<code>/choices")
 async def choose(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await acting(code)
     body = await json_body()
     return jsonify(await runtime().service.choose(ident, body.get("option_id"), body.get("text")))
 
 
 @blueprint.post("/api/games/<code>/chat")
 async def chat(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await acting(code)
     body = await json_body()
     event = await runtime().service.chat(ident, body.get("text"))
     return jsonify({"ok": True, "seq": event.seq}), 201
@@ -96,7 +96,7 @@ async def chat(code: str) -> Any:
 
 @blueprint.post("/api/games/<code>/typing")
 async def typing(code: str) -> Any:
-    ident, member = await caller(code)
+    ident, member = await acting(code)
     body = await json_body()
     await runtime().service.typing(ident, body.get("is_typing"), member=member)
     return jsonify({"ok": True})

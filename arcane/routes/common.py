@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import current_app, request, session
 
-from arcane.errors import validation
+from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity, Member
 from arcane.game.service import normalize_code
 
@@ -47,3 +47,15 @@ async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identit
     await rt.service.require_game(code)
     ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
     return ident, await rt.service.member(ident)
+
+
+async def acting(code: str) -> tuple[Identity, Member]:
+    """`caller` for a request that acts in the game: it counts against the player's rate limit."""
+    ident, member = await caller(code)
+    await limit(ident)
+    return ident, member
+
+
+async def limit(ident: Identity) -> None:
+    if not await runtime().limiter.allow(ident.rate_key):
+        raise ArcaneError(ErrorCode.RATE_LIMITED, "too many actions; slow down")

@@ -10,7 +10,7 @@ from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity
 from arcane.game.service import clean_name
 from arcane.identity import SESSION_CURRENT, remember, session_games
-from arcane.routes.common import json_body, runtime
+from arcane.routes.common import json_body, limit, runtime
 
 blueprint = Blueprint("legacy", __name__)
 SESSION_USERNAME = "username"
@@ -92,6 +92,7 @@ async def my_whisper() -> Any:
 
 @blueprint.post("/api/make_choice")
 async def make_choice() -> Any:
+    await limit(current_identity())
     body = await json_body()
     option_id, text = body.get("option_id"), body.get("text")
     if option_id is None and text is None and "choice" in body:
