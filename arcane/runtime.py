@@ -119,6 +119,10 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     @quart_app.before_serving
     async def start() -> None:
         await runtime.start()
+        if cluster is None and shutdown.hypercorn_workers() > 1:
+            log.error("hypercorn runs %d worker processes but ARCANE_REDIS_URL is not set: each "
+                      "worker only sees its own events. Set ARCANE_REDIS_URL, or run one worker.",
+                      shutdown.hypercorn_workers())
         log.info("serving with database %s%s", settings.database,
                  f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 

@@ -64,3 +64,11 @@ async def _poll(event: Any, callback: Callable[[], None]) -> None:
     while not event.is_set():
         await asyncio.sleep(POLL_SECONDS)
     callback()
+
+
+def hypercorn_workers() -> int:
+    """How many worker processes hypercorn started beside this one (1 when not a worker)."""
+    kwargs = getattr(multiprocessing.current_process(), "_kwargs", None)
+    config = kwargs.get("config") if isinstance(kwargs, dict) else None
+    workers = getattr(config, "workers", 1)
+    return workers if isinstance(workers, int) and workers > 0 else 1

@@ -226,13 +226,14 @@ class Poller:
         self.client_id = client_id
         self.items: list[dict[str, Any]] = []
         self.answers: list[dict[str, Any]] = []
-        self.client = httpx.AsyncClient(base_url=player.server.url, timeout=httpx.Timeout(10.0 + timeout))
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(10.0 + timeout))
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
 
     async def request(self, **params: Any) -> httpx.Response:
+        # The server's address is read per request: behind a load balancer it may change.
         return await self.client.get(
-            f"/api/games/{self.player.game_code}/poll", params=params,
+            f"{self.player.server.url}/api/games/{self.player.game_code}/poll", params=params,
             headers={"Authorization": f"Bearer {self.player.token}"},
         )
 
