@@ -35,6 +35,7 @@ class Settings:
     redis_url: str = ""
     redis_prefix: str = "arcane"
     presence_ttl: float = 15.0
+    websocket_compression: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -76,6 +77,7 @@ _INTS = {
     "max_players", "questions_per_player", "turns_per_game", "log_retention", "max_payload",
     "rate_limit_burst", "sse_retry_ms", "stream_buffer",
 }
+_BOOLS = {"websocket_compression"}
 _FLOATS = {
     "scenario_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
     "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max", "presence_ttl",
@@ -90,6 +92,10 @@ def _parse(name: str, raw: str) -> Any:
             return float(raw)
     except ValueError as exc:
         raise ValueError(f"ARCANE_{name.upper()} must be a number, got {raw!r}") from exc
+    if name in _BOOLS:
+        if raw.strip().lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            raise ValueError(f"ARCANE_{name.upper()} must be true or false, got {raw!r}")
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
     if name in {"database", "secret_key_file"}:
         return Path(raw)
     if name == "cors_origins":

@@ -70,3 +70,9 @@ class Event:
         if "json" not in self._cache:
             self._cache["json"] = json.dumps(self.data(), separators=(",", ":"))
         return self._cache["json"]
+
+    def socketio_packet(self) -> str:
+        """The Socket.IO EVENT packet for the default namespace, encoded once per event."""
+        if "sio" not in self._cache:
+            self._cache["sio"] = f'2[{json.dumps(self.name)},{self.data_json()}]'
+        return self._cache["sio"]

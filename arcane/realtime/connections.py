@@ -27,6 +27,7 @@ class Room:
 @dataclass
 class Connection:
     sid: str
+    eio_sid: str
     identities: dict[str, str]
     token_identity: Identity | None
     room: Room | None = None
@@ -45,20 +46,21 @@ class Connection:
         return f"socket:{self.sid}" if ident is None else ident.rate_key
 
 
-async def pump(sio: Any, sid: str, room: Room, first: CatchUp) -> None:
+async def pump(sio: Any, conn: Connection, room: Room, first: CatchUp) -> None:
     """Send the catch-up, then every live event, in seq order, until the feed closes."""
     code = room.ident.game_code
     if first.recovered:
         for event in first.events:
-            await emit(sio, sid, event)
+            await emit(sio, conn, event)
     else:
-        await emit(sio, sid, first.sync_event(code))
+        await emit(sio, conn, first.sync_event(code))
     while (event := await room.feed.next()) is not None:
-        await emit(sio, sid, event)
+        await emit(sio, conn, event)
     if room.feed.overflowed:
-        log.warning("socket %s fell too far behind in %s; disconnecting it to resume", sid, code)
-        await sio.disconnect(sid)
+        log.warning("socket %s fell too far behind in %s; disconnecting it to resume", conn.sid, code)
+        await sio.disconnect(conn.sid)
 
 
-async def emit(sio: Any, sid: str, event: Event) -> None:
-    await sio.emit(event.name, event.data(), to=sid)
+async def emit(sio: Any, conn: Connection, event: Event) -> None:
+    """Hand the event's packet, encoded once for all its recipients, to Engine.IO."""
+    await sio.eio.send(conn.eio_sid, event.socketio_packet())

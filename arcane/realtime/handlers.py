@@ -96,7 +96,8 @@ class Realtime:
         if token_identity is None and not games:
             error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
             raise ConnectionRefusedError(error.message, error.to_dict())
-        self.connections[sid] = Connection(sid, games, token_identity)
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        self.connections[sid] = Connection(sid, eio_sid, games, token_identity)
 
     def _cookie_session(self, environ: dict[str, Any]) -> dict[str, Any]:
         raw = environ.get("HTTP_COOKIE", "")
@@ -152,8 +153,13 @@ class Realtime:
 
     async def close_all(self) -> None:
         """Shutdown: every socket is told to go, so hypercorn is not held up."""
-        if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+        eio = self.sio.eio
+        sockets = list(eio.sockets.values())
+        # Not eio.disconnect(): it waits for each socket's send queue to drain, and a socket
+        # whose websocket already died has nobody draining it, which held shutdown for ever.
+        await asyncio.gather(*(socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+                               for socket in sockets), return_exceptions=True)
+        eio.sockets.clear()
         for conn in list(self.connections.values()):
             await self._leave(conn)
         self.connections.clear()
@@ -183,7 +189,7 @@ class Realtime:
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
         # Created now, first run after this handler returns: the ack is queued before the replay.
-        room.pump = asyncio.create_task(pump(self.sio, conn.sid, room, first), name=f"feed-{conn.sid}")
+        room.pump = asyncio.create_task(pump(self.sio, conn, room, first), name=f"feed-{conn.sid}")
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -218,7 +224,7 @@ class Realtime:
     async def request_presence(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
         payload = await self.rt.presence.update_payload(room.ident.game_code)
-        await emit(self.sio, conn.sid, Event(room.ident.game_code, "presence_update", payload))
+        await emit(self.sio, conn, Event(room.ident.game_code, "presence_update", payload))
         return {"ok": True} | payload
 
     async def ping(self, conn: Connection, data: Any) -> dict[str, Any]:

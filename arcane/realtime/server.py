@@ -6,6 +6,8 @@ import contextvars
 from typing import Any
 
 import socketio
+from hypercorn.protocol import ws_stream
+from wsproto.extensions import PerMessageDeflate
 
 from arcane.config import Settings
 
@@ -29,7 +31,22 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             ACK_WANTED.reset(token)
 
 
+class _DeclinedDeflate(PerMessageDeflate):  # type: ignore[misc]
+    """permessage-deflate, never agreed to: hypercorn offers no setting to turn it off."""
+
+    def accept(self, offer: str) -> None:
+        return None
+
+
+def refuse_websocket_compression() -> None:
+    """Our frames are small JSON: compressing them costs CPU, and each connection's zlib
+    state (about 300 KB once used) costs far more memory than the connection itself."""
+    ws_stream.PerMessageDeflate = _DeclinedDeflate  # type: ignore[misc]
+
+
 def create_server(settings: Settings) -> SocketServer:
+    if not settings.websocket_compression:
+        refuse_websocket_compression()
     return SocketServer(
         async_mode="asgi",
         cors_allowed_origins=list(settings.cors_origins) or None,
