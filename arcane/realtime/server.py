@@ -55,4 +55,7 @@ def create_server(settings: Settings) -> SocketServer:
         max_http_buffer_size=settings.max_payload,
         logger=False,
         engineio_logger=False,
+        # A socket's events are handled one after another in its own receive task: in the
+        # order sent, and without a new task per event (sockets still run concurrently).
+        async_handlers=False,
     )

@@ -1,0 +1,417 @@
+// The load generator of `make bench`: one Node process drives every client of a run.
+//
+//   node bench/load/load.mjs <scenario> '<json options>'
+//
+// Scenarios: fanout, gamenight, hold, storm. Each prints JSON lines on stdout: progress
+// lines {"phase": ...} and one final {"result": {...}}. `hold` waits for a line on stdin
+// between phases so the orchestrator can read the server's memory.
+// Targets: "arcane" (this server's protocol) or "peer" (join / msg, bench/peers/).
+
+import { createRequire } from "node:module";
+import http from "node:http";
+import readline from "node:readline";
+import { performance } from "node:perf_hooks";
+
+const require = createRequire(new URL("../.load/package.json", import.meta.url));
+const { io } = require("socket.io-client");
+
+const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const now = () => performance.now();
+
+// -- HTTP ---------------------------------------------------------------------------------
+
+function request(base, path, { method = "GET", body, token, agent = setupAgent, timeout = 60_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = { Accept: "application/json" };
+    if (data) Object.assign(headers, { "Content-Type": "application/json", "Content-Length": data.length });
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const req = http.request(new URL(path, base), { method, headers, agent, timeout }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        resolve({ status: res.statusCode, json, text });
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`timeout ${method} ${path}`)));
+    req.on("error", reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+async function inParallel(items, limit, work) {
+  const results = new Array(items.length);
+  let next = 0;
+  async function worker() {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index], index);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+// Seats: one object per player {room, token, playerId, index}; rooms of `perRoom`.
+async function seat(target, base, rooms, perRoom) {
+  if (target !== "arcane") {
+    return Array.from({ length: rooms * perRoom }, (_, i) => ({ room: `r${Math.floor(i / perRoom)}`, index: i % perRoom }));
+  }
+  const games = await inParallel(Array.from({ length: rooms }, (_, i) => i), 16, async (g) => {
+    const host = await request(base, "/api/games", { method: "POST", body: { player_name: `Host ${g}`, max_players: perRoom } });
+    if (host.status !== 201) throw new Error(`create game: ${host.status} ${host.text}`);
+    const seats = [host.json];
+    for (let p = 1; p < perRoom; p++) {
+      const joined = await request(base, `/api/games/${host.json.game_code}/players`, { method: "POST", body: { player_name: `P${p} of ${g}` } });
+      if (joined.status !== 201) throw new Error(`join game: ${joined.status} ${joined.text}`);
+      seats.push(joined.json);
+    }
+    return seats.map((s, index) => ({ room: s.game_code, token: s.player_token, playerId: s.player_id, index }));
+  });
+  return games.flat();
+}
+
+// -- Socket.IO ----------------------------------------------------------------------------
+
+function connect(base, seatInfo) {
+  return new Promise((resolve, reject) => {
+    const socket = io(base, {
+      transports: ["websocket"], forceNew: true, reconnection: false, timeout: 60_000,
+      auth: seatInfo.token ? { token: seatInfo.token } : undefined,
+    });
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (err) => { socket.close(); reject(err); });
+  });
+}
+
+async function join(target, socket, seatInfo, lastSeq) {
+  const ack = target === "arcane"
+    ? await socket.timeout(60_000).emitWithAck("join_game_room", lastSeq === undefined
+      ? { game_code: seatInfo.room } : { game_code: seatInfo.room, last_seq: lastSeq })
+    : await socket.timeout(60_000).emitWithAck("join", { room: seatInfo.room });
+  if (!ack || ack.ok !== true) throw new Error(`join refused: ${JSON.stringify(ack)}`);
+  return ack;
+}
+
+async function connectAll(target, base, seats, limit = 200) {
+  return inParallel(seats, limit, async (s) => {
+    const socket = await connect(base, s);
+    await join(target, socket, s);
+    return socket;
+  });
+}
+
+// -- SSE and long-poll clients (arcane only) ------------------------------------------------
+
+function openSse(base, seatInfo, onEvent) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(`/api/games/${seatInfo.room}/events`, base), {
+      agent: streamAgent, headers: { Accept: "text/event-stream", Authorization: `Bearer ${seatInfo.token}` },
+    }, (res) => {
+      if (res.statusCode !== 200) { reject(new Error(`SSE status ${res.statusCode}`)); res.resume(); return; }
+      res.setEncoding("utf8");
+      let buffer = "";
+      let name = "message";
+      let data = "";
+      res.on("data", (chunk) => {
+        buffer += chunk;
+        let at;
+        while ((at = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, at).replace(/\r$/, "");
+          buffer = buffer.slice(at + 1);
+          if (line === "") {
+            if (data) onEvent(name, data);
+            name = "message"; data = "";
+          } else if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += (data ? "\n" : "") + line.slice(5).trimStart();
+        }
+      });
+      res.on("error", () => {});
+      resolve(req);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function startPoller(base, seatInfo, onEvent, state) {
+  let after;
+  const clientId = `bench${seatInfo.index}`;
+  (async () => {
+    while (!state.stopped) {
+      const query = `timeout=25&client_id=${clientId}${after === undefined ? "" : `&after=${after}`}`;
+      try {
+        const answer = await request(base, `/api/games/${seatInfo.room}/poll?${query}`,
+          { token: seatInfo.token, agent: streamAgent, timeout: 40_000 });
+        if (answer.status !== 200) { await sleep(100); continue; }
+        for (const item of answer.json.events) onEvent(item.event, item.data);
+        after = answer.json.last_seq;
+      } catch {
+        if (!state.stopped) await sleep(100);
+      }
+    }
+  })();
+}
+
+// -- statistics ----------------------------------------------------------------------------
+
+class Samples {
+  constructor() { this.values = []; }
+  add(ms) { this.values.push(ms); }
+  summary() {
+    const sorted = Float64Array.from(this.values).sort();
+    const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+    const round = (v) => (v === null ? null : Math.round(v * 100) / 100);
+    return { count: sorted.length, p50_ms: round(at(0.5)), p99_ms: round(at(0.99)), max_ms: round(sorted.length ? sorted[sorted.length - 1] : null) };
+  }
+}
+
+// -- 1. fan-out saturation ------------------------------------------------------------------
+
+async function fanout(o) {
+  const perRoom = o.clients / o.rooms;
+  const seats = await seat(o.target, o.url, o.rooms, perRoom);
+  out({ phase: "seated", seats: seats.length });
+  const sockets = await connectAll(o.target, o.url, seats);
+  out({ phase: "connected", sockets: sockets.length });
+  await sleep(1500); // presence announcements of the joins settle
+
+  const rooms = new Map();
+  seats.forEach((s, i) => {
+    if (!rooms.has(s.room)) rooms.set(s.room, { name: s.room, members: [], turn: 0, t0: 0, got: 0 });
+    rooms.get(s.room).members.push(sockets[i]);
+  });
+  const latency = new Samples();
+  let measuring = false;
+  let running = true;
+  let deliveries = 0;
+  let errors = 0;
+  let stalls = 0;
+
+  const receipt = (room) => {
+    const ms = now() - room.t0;
+    if (measuring) { deliveries++; latency.add(ms); }
+    if (++room.got === perRoom) send(room);
+  };
+  const refused = (room, ack) => {
+    if (ack && ack.error) { errors++; setTimeout(() => send(room), 10); return true; }
+    return false;
+  };
+  function send(room) {
+    if (!running) return;
+    const sender = room.members[room.turn % perRoom];
+    room.turn++;
+    room.got = 0;
+    room.t0 = now();
+    if (o.target !== "arcane") sender.emit("msg", { room: room.name, n: room.turn });
+    else if (o.event === "typing") {
+      sender.emit("typing", { is_typing: room.turn % 2 === 0 }, (ack) => { if (!refused(room, ack)) receipt(room); });
+    } else sender.emit("chat_message", { text: `line ${room.turn}` }, (ack) => refused(room, ack));
+  }
+  const eventName = o.target !== "arcane" ? "msg" : o.event === "typing" ? "player_typing" : "chat_message";
+  for (const room of rooms.values()) {
+    for (const socket of room.members) socket.on(eventName, () => receipt(room));
+  }
+  const watchdog = setInterval(() => {
+    for (const room of rooms.values()) {
+      if (running && now() - room.t0 > 5000) { stalls++; send(room); }
+    }
+  }, 1000);
+  for (const room of rooms.values()) send(room);
+  await sleep(o.warmup * 1000);
+  measuring = true;
+  const started = now();
+  await sleep(o.duration * 1000);
+  measuring = false;
+  const elapsed = (now() - started) / 1000;
+  running = false;
+  clearInterval(watchdog);
+  for (const s of sockets) s.close();
+  out({ result: { scenario: "fanout", event: o.event || "msg", clients: sockets.length, rooms: rooms.size,
+    seconds: elapsed, deliveries, deliveries_per_s: Math.round(deliveries / elapsed), errors, stalls, ...latency.summary() } });
+}
+
+// -- 2. game night ----------------------------------------------------------------------------
+
+async function gamenight(o) {
+  const seats = await seat("arcane", o.url, o.games, 4);
+  out({ phase: "seated", seats: seats.length });
+  const transportOf = (s) => (s.index < 2 ? "websocket" : s.index === 2 ? "sse" : "longpoll");
+  const lat = { websocket: { chat: new Samples(), typing: new Samples() }, sse: { chat: new Samples(), typing: new Samples() }, longpoll: { chat: new Samples(), typing: new Samples() } };
+  const received = { websocket: 0, sse: 0, longpoll: 0 };
+  const typingAt = new Map();
+  let measuring = false;
+  const chatsSent = { count: 0 };
+
+  const onEvent = (transport, room) => (name, raw) => {
+    if (!measuring) return;
+    if (name !== "chat_message" && name !== "player_typing") return;
+    const data = typeof raw === "string" ? JSON.parse(raw) : raw;
+    const t = now();
+    if (name === "chat_message") {
+      const sent = Number(String(data.text).slice(2));
+      if (!Number.isFinite(sent)) return;
+      lat[transport].chat.add(t - sent);
+      received[transport]++;
+    } else if (typingAt.has(room)) lat[transport].typing.add(t - typingAt.get(room));
+  };
+  const state = { stopped: false };
+  const sockets = [];
+  const streams = [];
+  await inParallel(seats, 100, async (s) => {
+    const transport = transportOf(s);
+    if (transport === "websocket") {
+      const socket = await connect(o.url, s);
+      socket.onAny((name, data) => onEvent("websocket", s.room)(name, data));
+      await join("arcane", socket, s);
+      sockets.push({ socket, seat: s });
+    } else if (transport === "sse") streams.push(await openSse(o.url, s, onEvent("sse", s.room)));
+    else startPoller(o.url, s, onEvent("longpoll", s.room), state);
+  });
+  out({ phase: "connected", websocket: sockets.length, sse: streams.length, longpoll: o.games });
+  await sleep(2000);
+
+  const byRoom = new Map();
+  for (const { socket, seat: s } of sockets) {
+    if (!byRoom.has(s.room)) byRoom.set(s.room, []);
+    byRoom.get(s.room).push(socket);
+  }
+  let running = true;
+  const games = [...byRoom.entries()].map(([room, members], g) => (async () => {
+    await sleep((g / byRoom.size) * 1000); // spread the games over the second
+    let turn = 0;
+    while (running) {
+      const typist = members[turn++ % members.length];
+      typingAt.set(room, now());
+      typist.emit("typing", { is_typing: true });
+      await sleep(100);
+      if (measuring) chatsSent.count++;
+      typist.emit("chat_message", { text: `t=${now()}` });
+      await sleep(900);
+    }
+  })());
+  await sleep(o.warmup * 1000);
+  measuring = true;
+  const started = now();
+  await sleep(o.duration * 1000);
+  measuring = false;
+  const elapsed = (now() - started) / 1000;
+  running = false;
+  state.stopped = true;
+  await Promise.all(games);
+  for (const { socket } of sockets) socket.close();
+  for (const req of streams) req.destroy();
+  const per = {};
+  for (const [transport, kinds] of Object.entries(lat)) {
+    per[transport] = { chat: kinds.chat.summary(), typing: kinds.typing.summary() };
+  }
+  out({ result: { scenario: "gamenight", players: seats.length, games: o.games, seconds: elapsed,
+    chats_sent: chatsSent.count, chat_deliveries: received, transports: per } });
+  process.exit(0); // long-polls still waiting end with the process
+}
+
+// -- 3. idle connections, for memory ----------------------------------------------------------
+
+async function hold(o) {
+  const lines = readline.createInterface({ input: process.stdin });
+  const iterator = lines[Symbol.asyncIterator]();
+  const seats = await seat(o.target, o.url, Math.ceil(o.ws / 4), 4);
+  out({ phase: "seated", seats: seats.length });
+  await iterator.next();
+  const sockets = await connectAll(o.target, o.url, seats.slice(0, o.ws));
+  out({ phase: "ws", connections: sockets.length });
+  await iterator.next();
+  const streams = [];
+  if (o.sse) {
+    await inParallel(seats.slice(0, o.sse), 100, async (s) => { streams.push(await openSse(o.url, s, () => {})); });
+  }
+  out({ phase: "sse", connections: streams.length });
+  await iterator.next();
+  for (const s of sockets) s.close();
+  for (const req of streams) req.destroy();
+  out({ result: { scenario: "hold", ws: sockets.length, sse: streams.length } });
+  process.exit(0);
+}
+
+// -- 4. reconnect storm -----------------------------------------------------------------------
+
+async function storm(o) {
+  const seats = await seat("arcane", o.url, o.games, 4);
+  const clients = seats.map((s) => ({ seat: s, cursor: 0, socket: null, want: 0, done: false }));
+  const track = (client) => (name, data) => {
+    if (data && typeof data.seq === "number" && name !== "reconnect_sync") client.cursor = Math.max(client.cursor, data.seq);
+    if (name === "reconnect_sync" && data) client.cursor = Math.max(client.cursor, data.seq);
+  };
+  await inParallel(clients, 200, async (c) => {
+    c.socket = await connect(o.url, c.seat);
+    c.socket.onAny(track(c));
+    const ack = await join("arcane", c.socket, c.seat, 0);
+    c.cursor = Math.max(c.cursor, ack.seq);
+  });
+  await sleep(2000);
+  out({ phase: "connected", players: clients.length });
+  for (const c of clients) c.socket.close(); // everyone drops at once
+  // While they are away each game moves on: one chat line per game.
+  const hosts = clients.filter((c) => c.seat.index === 0);
+  const missed = new Map();
+  await inParallel(hosts, 32, async (c) => {
+    const answer = await request(o.url, `/api/games/${c.seat.room}/chat`, { method: "POST", body: { text: "while you were away" }, token: c.seat.token });
+    if (answer.status !== 201) throw new Error(`chat: ${answer.status} ${answer.text}`);
+    missed.set(c.seat.room, answer.json.seq);
+  });
+  out({ phase: "dropped" });
+  const started = now();
+  let recovered = 0;
+  let snapshots = 0;
+  let failures = 0;
+  const finished = [];
+  await Promise.all(clients.map(async (c) => {
+    c.want = missed.get(c.seat.room);
+    const done = new Promise((resolve) => { c.resolve = resolve; });
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        const socket = await connect(o.url, c.seat);
+        socket.onAny((name, data) => {
+          track(c)(name, data);
+          if (c.cursor >= c.want && !c.done) { c.done = true; c.resolve(); }
+        });
+        const ack = await join("arcane", socket, c.seat, c.cursor);
+        if (ack.recovered) recovered++; else snapshots++;
+        c.socket = socket;
+        break;
+      } catch {
+        failures++;
+        await sleep(100 * (attempt + 1));
+      }
+    }
+    await Promise.race([done, sleep(60_000)]);
+    finished.push(now() - started);
+  }));
+  const elapsed = (now() - started) / 1000;
+  const complete = clients.filter((c) => c.done).length;
+  for (const c of clients) c.socket?.close();
+  const sorted = finished.sort((a, b) => a - b);
+  out({ result: { scenario: "storm", players: clients.length, seconds: Math.round(elapsed * 1000) / 1000,
+    complete, recovered, snapshots, connect_failures: failures,
+    p50_ms: Math.round(sorted[Math.floor(sorted.length / 2)]), p99_ms: Math.round(sorted[Math.floor(sorted.length * 0.99)]) } });
+  process.exit(0);
+}
+
+const scenarios = { fanout, gamenight, hold, storm };
+const [name, options] = process.argv.slice(2);
+if (!scenarios[name]) {
+  console.error(`usage: node load.mjs <${Object.keys(scenarios).join("|")}> '<json options>'`);
+  process.exit(2);
+}
+scenarios[name](JSON.parse(options || "{}")).catch((error) => {
+  out({ error: String(error && error.stack || error) });
+  process.exit(1);
+});

@@ -1,0 +1,449 @@
+"""`make bench`: this server against its peers, on this machine, in one run.
+
+Starts each server in its own process group on a free loopback port, drives it
+with the Node load generator (bench/load/load.mjs), reads its memory from /proc,
+prints a table and writes docs/benchmarks.md with a PNG chart beside it.
+
+    .venv/bin/python bench/run.py            # the full run (several minutes)
+    .venv/bin/python bench/run.py --smoke    # a tiny load: checks the harness itself
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOAD = ROOT / "bench" / "load" / "load.mjs"
+PY = ROOT / ".venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class Load:
+    """How big each scenario is; the issue's figures, or a tiny smoke version."""
+
+    fan_clients: int = 1000
+    fan_rooms: int = 250
+    fan_seconds: float = 10.0
+    warmup: float = 3.0
+    idle: int = 5000
+    night_players: int = 2000
+    night_seconds: float = 20.0
+    storm_players: int = 2000
+    settle: float = 3.0  # seconds for memory to settle before it is read
+
+
+SMOKE = Load(fan_clients=8, fan_rooms=2, fan_seconds=1.0, warmup=0.5, idle=8, night_players=8,
+             night_seconds=2.0, storm_players=8, settle=0.2)
+
+
+@dataclass
+class Server:
+    key: str
+    label: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{self.key}-"))
+        env = os.environ | {"ARCANE_DATABASE": str(self.workdir / "arcane.db")} | self.env
+        argv = [part.replace("{port}", str(self.port)) for part in self.argv]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_raise_fd_limit,
+                                     stdout=subprocess.DEVNULL, stderr=open(self.workdir / "server.log", "wb"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited at start: {self.log_tail()}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    time.sleep(0.5)  # accepting; let it finish starting up
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.label} did not start: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        assert self.workdir is not None
+        return (self.workdir / "server.log").read_text(errors="replace")[-2000:]
+
+    def rss_kb(self) -> int:
+        """Resident memory of the server and every process it started."""
+        assert self.proc is not None
+        return sum(_rss_kb(pid) for pid in _tree(self.proc.pid))
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def servers() -> dict[str, Server]:
+    # The benchmark floods on purpose: this server's per-player rate limit would refuse it.
+    arcane_env = {"ARCANE_RATE_LIMIT_PER_SECOND": "1000000", "ARCANE_RATE_LIMIT_BURST": "1000000"}
+    return {
+        "arcane": Server("arcane", "arcane (hypercorn arcane:app)",
+                         [str(ROOT / ".venv/bin/hypercorn"), "arcane:app", "--bind", "127.0.0.1:{port}",
+                          "--backlog", "4096"], arcane_env),
+        "bare": Server("bare", "python-socketio on hypercorn", [str(PY), "bench/peers/bare_socketio.py", "{port}"]),
+        "flask": Server("flask", "Flask-SocketIO on eventlet",
+                        [str(ROOT / "bench/.peers/flask-venv/bin/python"), "bench/peers/flask_socketio_server.py", "{port}"]),
+        "node": Server("node", "Node socket.io", ["node", "bench/peers/node/server.js", "{port}"]),
+    }
+
+
+# -- running the load generator ---------------------------------------------------------------
+
+def drive(scenario: str, options: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
+    proc = subprocess.run(["node", str(LOAD), scenario, json.dumps(options)], cwd=ROOT, capture_output=True,
+                          timeout=timeout, preexec_fn=_raise_fd_limit)
+    return _result(proc.stdout.decode(), proc.stderr.decode())
+
+
+def _result(stdout: str, stderr: str) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        data = json.loads(line)
+        if "result" in data:
+            return dict(data["result"])
+        if "error" in data:
+            raise RuntimeError(f"load generator failed: {data['error']}")
+    raise RuntimeError(f"load generator gave no result: {stdout[-500:]} {stderr[-1000:]}")
+
+
+def fanout(server: Server, load: Load, event: str) -> dict[str, Any]:
+    target = "arcane" if server.key == "arcane" else "peer"
+    return drive("fanout", {"target": target, "url": server.url, "clients": load.fan_clients,
+                            "rooms": load.fan_rooms, "event": event, "duration": load.fan_seconds,
+                            "warmup": load.warmup})
+
+
+def memory(server: Server, load: Load) -> dict[str, Any]:
+    """RSS idle, with `idle` websockets joined to rooms, then (this server) as many SSE streams."""
+    target = "arcane" if server.key == "arcane" else "peer"
+    sse = load.idle if server.key == "arcane" else 0
+    proc = subprocess.Popen(["node", str(LOAD), "hold", json.dumps(
+        {"target": target, "url": server.url, "ws": load.idle, "sse": sse})], cwd=ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_raise_fd_limit)
+    assert proc.stdin is not None and proc.stdout is not None
+    figures: dict[str, Any] = {}
+
+    def phase() -> dict[str, Any]:
+        line = proc.stdout.readline().decode()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"hold ended early: {proc.stderr.read().decode()[-1000:]}")  # type: ignore[union-attr]
+        data = json.loads(line)
+        if "error" in data:
+            raise RuntimeError(data["error"])
+        return dict(data)
+
+    def settle() -> int:
+        time.sleep(load.settle)  # let allocations from the burst of connections settle
+        return server.rss_kb()
+
+    phase()  # seated over HTTP: the server has warmed up its code paths
+    figures["idle_kb"] = settle()
+    proc.stdin.write(b"next\n"); proc.stdin.flush()
+    figures["ws"] = phase()["connections"]
+    figures["ws_kb"] = settle()
+    proc.stdin.write(b"next\n"); proc.stdin.flush()
+    figures["sse"] = phase()["connections"]
+    figures["all_kb"] = settle()
+    proc.stdin.write(b"next\n"); proc.stdin.flush()
+    phase()
+    proc.wait(30)
+    figures["kb_per_ws"] = round((figures["ws_kb"] - figures["idle_kb"]) / max(1, figures["ws"]), 1)
+    if figures["sse"]:
+        figures["kb_per_sse"] = round((figures["all_kb"] - figures["ws_kb"]) / figures["sse"], 1)
+    return figures
+
+
+def game_night(server: Server, load: Load) -> dict[str, Any]:
+    return drive("gamenight", {"url": server.url, "games": load.night_players // 4,
+                               "duration": load.night_seconds, "warmup": load.warmup})
+
+
+def storm(server: Server, load: Load) -> dict[str, Any]:
+    return drive("storm", {"url": server.url, "games": load.storm_players // 4})
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+def run(load: Load, peers: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {"fanout": {}, "memory": {}}
+    catalogue = servers()
+    for key in ["arcane", *peers]:
+        events = ["typing", "chat_message"] if key == "arcane" else ["msg"]
+        for event in events:
+            results["fanout"][f"{key}:{event}"] = with_server(catalogue[key], lambda s, e=event: fanout(s, load, e))
+            report(f"fan-out {key} {event}", results["fanout"][f"{key}:{event}"])
+        results["memory"][key] = with_server(catalogue[key], lambda s: memory(s, load))
+        report(f"memory {key}", results["memory"][key])
+    results["gamenight"] = with_server(catalogue["arcane"], lambda s: game_night(s, load))
+    report("game night", results["gamenight"])
+    results["storm"] = with_server(catalogue["arcane"], lambda s: storm(s, load))
+    report("reconnect storm", results["storm"])
+    return results
+
+
+def with_server(server: Server, work: Any) -> Any:
+    server.start()
+    try:
+        return work(server)
+    finally:
+        server.stop()
+
+
+def report(what: str, figures: dict[str, Any]) -> None:
+    print(f"  {what}: {json.dumps(figures)}", file=sys.stderr, flush=True)
+
+
+# -- the report --------------------------------------------------------------------------------
+
+LABELS = {"arcane:typing": "arcane, typing (ephemeral)", "arcane:chat_message": "arcane, chat_message (durable)",
+          "bare:msg": "python-socketio on hypercorn", "flask:msg": "Flask-SocketIO on eventlet",
+          "node:msg": "Node socket.io"}
+
+
+def tables(results: dict[str, Any]) -> str:
+    lines = ["### Fan-out saturation (websocket, rooms of 4, every member receives)", "",
+             "| server | deliveries/s | p50 ms | p99 ms | errors | stalls |", "|---|---|---|---|---|---|"]
+    for key, r in results["fanout"].items():
+        lines.append(f"| {LABELS.get(key, key)} | {r['deliveries_per_s']:,} | {r['p50_ms']} | {r['p99_ms']} "
+                     f"| {r['errors']} | {r['stalls']} |")
+    lines += ["", "### Memory (resident set of all the server's processes)", "",
+              "| server | idle MB | websockets held | KB per idle websocket | SSE streams held | KB per idle SSE stream |",
+              "|---|---|---|---|---|---|"]
+    for key, m in results["memory"].items():
+        label = LABELS.get(f"{key}:msg", "arcane (hypercorn arcane:app)")
+        lines.append(f"| {label} | {m['idle_kb'] / 1024:.1f} | {m['ws']:,} | {m['kb_per_ws']} | "
+                     f"{m['sse'] or '-'} | {m.get('kb_per_sse', '-')} |")
+    night = results["gamenight"]
+    lines += ["", f"### Game night: {night['players']:,} players in {night['games']} games, "
+              f"{night['seconds']:.0f} s measured, {night['chats_sent']:,} chat lines", "",
+              "| transport | chat deliveries | chat p50 ms | chat p99 ms | chat max ms | typing p50 ms | typing p99 ms |",
+              "|---|---|---|---|---|---|---|"]
+    for transport, kinds in night["transports"].items():
+        chat, typing = kinds["chat"], kinds["typing"]
+        lines.append(f"| {transport} | {night['chat_deliveries'][transport]:,} | {chat['p50_ms']} | {chat['p99_ms']} "
+                     f"| {chat['max_ms']} | {typing['p50_ms']} | {typing['p99_ms']} |")
+    s = results["storm"]
+    lines += ["", "### Reconnect storm", "",
+              "| players | all recovered in s | recovered from cursor | snapshots | p50 ms | p99 ms | connect failures |",
+              "|---|---|---|---|---|---|---|",
+              f"| {s['players']:,} | {s['seconds']} ({s['complete']:,} complete) | {s['recovered']:,} | {s['snapshots']} "
+              f"| {s['p50_ms']} | {s['p99_ms']} | {s['connect_failures']} |"]
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> str:
+    fan = results["fanout"]
+    typing = fan["arcane:typing"]["deliveries_per_s"]
+    rows = []
+
+    def row(name: str, figure: str, ok: bool) -> None:
+        rows.append(f"| {name} | {figure} | {'met' if ok else 'NOT met'} |")
+
+    for peer in ("bare", "flask"):
+        if f"{peer}:msg" in fan:
+            ratio = typing / max(1, fan[f"{peer}:msg"]["deliveries_per_s"])
+            row(f"typing fan-out >= 2x {LABELS[peer + ':msg']}", f"{ratio:.2f}x", ratio >= 2)
+    chat = fan["arcane:chat_message"]["deliveries_per_s"] / max(1, typing)
+    row("chat_message fan-out >= 0.8x typing", f"{chat:.2f}x", chat >= 0.8)
+    mem = results["memory"]["arcane"]
+    row("<= 40 KB per idle websocket", f"{mem['kb_per_ws']} KB", mem["kb_per_ws"] <= 40)
+    row("<= 20 KB per idle SSE stream", f"{mem.get('kb_per_sse')} KB", mem.get("kb_per_sse", 1e9) <= 20)
+    held = mem["ws"] + mem["sse"]
+    row("10,000 connections held by one process", f"{held:,}", held >= 10_000)
+    worst = max(k["chat"]["p99_ms"] or 0 for k in results["gamenight"]["transports"].values())
+    row("game night p99 <= 50 ms on every transport", f"worst {worst} ms", worst <= 50)
+    s = results["storm"]
+    row("reconnect storm: all recovered within 10 s, none lost",
+        f"{s['seconds']} s, {s['complete']}/{s['players']}", s["seconds"] <= 10 and s["complete"] == s["players"])
+    return "\n".join(["| target | measured | |", "|---|---|---|", *rows])
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(results["fanout"])
+    names = [LABELS.get(k, k).replace(" (", "\n(").replace(", ", ",\n") for k in keys]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    left.bar(names, [results["fanout"][k]["deliveries_per_s"] for k in keys], color="#6b4fa0")
+    left.set_title("Fan-out: deliveries per second (higher is better)")
+    left.tick_params(axis="x", labelsize=8)
+    width = 0.38
+    xs = range(len(keys))
+    right.bar([x - width / 2 for x in xs], [results["fanout"][k]["p50_ms"] for k in keys], width, label="p50")
+    right.bar([x + width / 2 for x in xs], [results["fanout"][k]["p99_ms"] for k in keys], width, label="p99")
+    right.set_xticks(list(xs), names, fontsize=8)
+    right.set_title("Fan-out: delivery latency, ms (lower is better)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+    return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB, Linux {platform.release()}"
+
+
+def versions() -> str:
+    def py(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    def flask_venv(name: str) -> str:
+        python = ROOT / "bench/.peers/flask-venv/bin/python"
+        if not python.exists():
+            return "not installed"
+        out = subprocess.run([str(python), "-c", f"from importlib.metadata import version; print(version('{name}'))"],
+                             capture_output=True, text=True)
+        return out.stdout.strip() or "?"
+
+    def node_pkg(folder: str, name: str) -> str:
+        path = ROOT / folder / "node_modules" / name / "package.json"
+        return json.loads(path.read_text())["version"] if path.exists() else "not installed"
+
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"Python {platform.python_version()}: quart {py('quart')}, python-socketio {py('python-socketio')}, "
+            f"python-engineio {py('python-engineio')}, hypercorn {py('hypercorn')}, aiosqlite {py('aiosqlite')}; "
+            f"Flask-SocketIO {flask_venv('flask-socketio')}, eventlet {flask_venv('eventlet')}; "
+            f"Node {node}: socket.io {node_pkg('bench/.peers/node', 'socket.io')}, "
+            f"load generator socket.io-client {node_pkg('bench/.load', 'socket.io-client')}")
+
+
+def write_report(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
+    png = out.with_suffix(".png")
+    chart(results, png)
+    out.write_text(f"""# Benchmarks
+
+Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every figure below
+comes from one run on one machine: compare the rows with each other, not with other machines.
+
+- **Machine:** {machine()}
+- **Versions:** {versions()}
+- **Load:** {json.dumps(load.__dict__)}. One Node process (`bench/load/load.mjs`, socket.io-client
+  over websocket, plus its own SSE and long-poll clients) drives every client; each server runs
+  alone, freshly started, on a loopback port. This server runs as `hypercorn arcane:app` (one
+  worker process) on a fresh SQLite file, with its per-player rate limit raised out of the way.
+
+![Fan-out throughput and latency]({png.name})
+
+## Targets
+
+{targets(results)}
+
+## Results
+
+{tables(results)}
+
+## What each scenario does
+
+- **Fan-out:** {load.fan_clients} websocket clients in {load.fan_rooms} rooms; in each room one member
+  sends (members take turns), every member receives (the peers broadcast to the whole room; this
+  server's `player_typing` goes to the three others and the typist's ack counts as its receipt;
+  `chat_message` goes to all four after it is committed to SQLite); the room sends again when all
+  have received. Deliveries per second over {load.fan_seconds:.0f} s after {load.warmup:.0f} s of warm-up.
+- **Memory:** resident set of the server's processes (hypercorn and its worker) idle, then holding
+  {load.idle:,} idle websockets joined to rooms, then (this server) {load.idle:,} SSE streams as well.
+- **Game night:** {load.night_players:,} players in {load.night_players // 4} games: two on websocket,
+  one on SSE, one long-polling in each; every game types then sends one chat line per second.
+  Latency from send to receipt, per transport.
+- **Reconnect storm:** {load.storm_players:,} websocket players drop at once, each game logs a chat line
+  meanwhile, all reconnect at once with their `last_seq`; time until every one has rejoined and
+  received what it missed.
+""")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="a tiny load, to check the harness")
+    parser.add_argument("--peers", default="bare,flask,node", help="comma-separated: bare, flask, node")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    load = SMOKE if args.smoke else Load()
+    peers = [p for p in args.peers.split(",") if p]
+    command = "make bench" if not args.smoke else "bench/run.py --smoke"
+    results = run(load, peers)
+    text = tables(results) + "\n\n" + targets(results)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_report(results, args.out, command, load)
+    (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.png').name}", file=sys.stderr)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    main()

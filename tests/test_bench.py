@@ -1,0 +1,41 @@
+"""The benchmark harness itself, on a tiny load: it runs every scenario and writes its report.
+
+Speed is judged by `make bench`, never here: this only checks the harness works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
+    require_tool("node")
+    require_tool("npm")
+    subprocess.run(["bash", "bench/peers/setup.sh", "--load-only"], cwd=ROOT, check=True, timeout=300)
+    out = tmp_path / "benchmarks.md"
+    run = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--peers", "bare", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    results = json.loads(out.with_suffix(".json").read_text())
+    for key in ("arcane:typing", "arcane:chat_message", "bare:msg"):
+        fan = results["fanout"][key]
+        assert fan["deliveries_per_s"] > 0 and fan["p50_ms"] is not None and fan["stalls"] == 0, key
+    assert results["memory"]["arcane"]["ws"] == 8 and results["memory"]["arcane"]["sse"] == 8
+    assert results["memory"]["bare"]["ws"] == 8
+    night = results["gamenight"]
+    assert all(night["chat_deliveries"][t] > 0 for t in ("websocket", "sse", "longpoll")), night
+    assert results["storm"]["complete"] == results["storm"]["players"] == 8
+
+    report = out.read_text()
+    for heading in ("## Targets", "### Fan-out saturation", "### Memory", "### Game night", "### Reconnect storm"):
+        assert heading in report
+    assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
+    png = out.with_suffix(".png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
