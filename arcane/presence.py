@@ -52,28 +52,34 @@ class LocalDirectory:
     heartbeat_interval: float | None = None
 
     def __init__(self) -> None:
-        self._online: set[Seat] = set()
+        self._online: dict[str, set[str]] = {}  # game code -> players online, looked up per view
         self._seen: set[Seat] = set()
 
     async def arrive(self, seat: Seat) -> tuple[bool, bool]:
         return self.arrive_now(seat)
 
     def arrive_now(self, seat: Seat) -> tuple[bool, bool]:
-        if seat in self._online:
+        code, player = seat
+        players = self._online.setdefault(code, set())
+        if player in players:
             return False, False
-        self._online.add(seat)
+        players.add(player)
         seen = seat in self._seen
         self._seen.add(seat)
         return True, seen
 
     async def depart(self, seat: Seat) -> bool:
-        if seat not in self._online:
+        code, player = seat
+        players = self._online.get(code)
+        if players is None or player not in players:
             return False
-        self._online.discard(seat)
+        players.discard(player)
+        if not players:
+            del self._online[code]
         return True
 
     async def online(self, game_code: str) -> set[str]:
-        return {pid for code, pid in self._online if code == game_code}
+        return set(self._online.get(game_code, ()))
 
     async def heartbeat(self, seats: list[Seat]) -> list[tuple[Seat, bool]]:
         return []

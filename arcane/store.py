@@ -112,6 +112,32 @@ async def _uninterrupted(awaitable: Awaitable[T]) -> T:
     return result
 
 
+MAX_BATCH = 256  # actions per group commit, so one fsync never waits on too many
+
+
+class _Batch:
+    """Actions sharing one BEGIN ... COMMIT; `committed` resolves when it is on disk (or failed)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.members = 0
+        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def done(self, error: BaseException | None) -> None:
+        if self.committed.done():
+            return
+        if error is None:
+            self.committed.set_result(None)
+        else:
+            self.committed.set_exception(error)
+            self.committed.exception()  # retrieved here too: a batch of one has no other reader
+
+
+async def _undo_savepoint(conn: aiosqlite.Connection) -> None:
+    await conn.execute("ROLLBACK TO action")
+    await conn.execute("RELEASE action")
+
+
 class Transaction:
     """The writer connection inside BEGIN IMMEDIATE, collecting the events it logs."""
 
@@ -192,6 +218,9 @@ class Store:
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        self._waiting = 0
+        self._batch: _Batch | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +236,8 @@ class Store:
 
     async def close(self) -> None:
         async with self._lock:
+            if self._batch is not None and self._writer is not None:
+                await _uninterrupted(self._end_batch(self._writer, self._batch))
             for conn in (self._reader, self._writer):
                 if conn is not None:
                     await conn.close()
@@ -235,27 +266,90 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
+        """One action's writes and events, all or nothing; ends only once they are committed.
+
+        Group commit: actions run one at a time, each inside its own SAVEPOINT of a shared
+        BEGIN IMMEDIATE. The action that finds nobody waiting behind it commits the batch
+        (one fsync for all) and publishes their events in seq order; every action of the
+        batch returns only after that COMMIT. A failing action rolls back to its savepoint
+        and takes nothing of the others with it.
+        """
         conn = self._writer
         if conn is None:
             raise RuntimeError("store is not open")
-        async with self._lock:
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            self._waiting -= 1
+            self._flush_if_abandoned()
+            raise
+        self._waiting -= 1
+        batch: _Batch | None = None
+        joined = False
+        try:
+            if self._batch is None:
+                # BEGIN runs to the end even if the caller is cancelled meanwhile, and the batch
+                # it opens is ended below, so the writer is never left in a transaction for nobody.
+                try:
+                    await _uninterrupted(conn.execute("BEGIN IMMEDIATE"))
+                finally:
+                    if conn.in_transaction:
+                        self._batch = _Batch()
+            batch = self._batch
             tx = Transaction(conn, self.retention)
+            await _uninterrupted(conn.execute("SAVEPOINT action"))
             try:
-                # BEGIN runs to the end even if the caller is cancelled meanwhile, so the
-                # connection is never left inside a transaction nobody will finish.
-                await _uninterrupted(conn.execute("BEGIN IMMEDIATE"))
                 yield tx
                 await tx._prune()
             except BaseException:
-                if conn.in_transaction:
-                    await _uninterrupted(conn.execute("ROLLBACK"))
+                await _uninterrupted(_undo_savepoint(conn))
                 raise
-            await _uninterrupted(self._commit(conn, tx))
+            await _uninterrupted(conn.execute("RELEASE action"))
+            batch.events.extend(tx.events)
+            batch.members += 1
+            joined = True
+        finally:
+            try:
+                open_batch = self._batch
+                if open_batch is not None and (self._waiting == 0 or open_batch.members >= MAX_BATCH):
+                    await _uninterrupted(self._end_batch(conn, open_batch))
+            finally:
+                self._lock.release()
+        if joined:
+            assert batch is not None
+            await _uninterrupted(batch.committed)
 
-    async def _commit(self, conn: aiosqlite.Connection, tx: Transaction) -> None:
-        await conn.execute("COMMIT")
-        if tx.events:
-            self.on_commit(tx.events)
+    async def _end_batch(self, conn: aiosqlite.Connection, batch: _Batch) -> None:
+        self._batch = None
+        if batch.members == 0:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            batch.done(None)
+            return
+        try:
+            await conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            batch.done(exc)
+            raise
+        batch.done(None)
+        if batch.events:
+            self.on_commit(batch.events)
+
+    def _flush_if_abandoned(self) -> None:
+        """A waiter gave up: if it was the one an open batch was left for, commit it now."""
+        if self._batch is not None and self._waiting == 0 and not self._lock.locked():
+            task = asyncio.ensure_future(self._flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            batch, conn = self._batch, self._writer
+            if batch is not None and conn is not None:
+                await _uninterrupted(self._end_batch(conn, batch))
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Store]:

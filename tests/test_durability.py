@@ -318,3 +318,35 @@ async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
     finally:
         await server.stop()
         server.close()
+
+
+async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none_of_the_others(
+    tmp_path: Path,
+) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    commits: list[int] = []
+    store.on_commit = lambda events: (commits.append(len(events)), recorder(events))  # type: ignore[func-returns-value]
+    try:
+        await new_game(store)
+        commits.clear()
+
+        async def chat(n: int) -> int:
+            async with store.transaction() as tx:
+                event = await tx.log("ABC123", "chat_message", {"text": f"line {n}"})
+                if n == 17:
+                    raise RuntimeError("the ritual fails")
+            # Returned only once committed: a fresh read on the other connection sees it.
+            seen = await store.events_after("ABC123", event.seq - 1, None, upto=event.seq)
+            assert [e.payload for e in seen] == [{"text": f"line {n}"}]
+            return n
+
+        results = await asyncio.gather(*(chat(n) for n in range(40)), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1 and str(failed[0]) == "the ritual fails"
+        texts = [e.payload["text"] for e in await store.events_after("ABC123", 1, None)]
+        assert texts == [f"line {n}" for n in range(40) if n != 17]
+        assert [e.seq for e in recorder.published[-39:]] == list(range(2, 41))
+        assert sum(commits) == 39 and len(commits) < 39, commits  # one fsync served many actions
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
