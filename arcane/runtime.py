@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+SWITCH_INTERVAL = 0.0005
 log = logging.getLogger(__name__)
 
 
@@ -101,6 +103,9 @@ def create_quart(settings: Settings) -> Quart:
 
 def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> socketio.ASGIApp:
     settings = settings or Settings.from_env()
+    # SQLite runs in aiosqlite's threads; under load the busy event loop would keep each of
+    # them waiting up to the default 5 ms for the GIL at every statement.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     # Without Redis: one process, the memory bus, presence and limits kept here.
     cluster = Cluster(settings) if settings.redis_url else None
     bus = cluster.bus if cluster else Bus()
