@@ -8,7 +8,7 @@ its owner resumes from its cursor instead of the server buffering without end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
@@ -31,9 +31,14 @@ class Subscription:
         self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.closed = False
+        # Set by an owner that takes each item as it is published instead of from the queue.
+        self.listener: Callable[[Item], None] | None = None
 
     def deliver(self, event: Item) -> None:
         if self.closed:
+            return
+        if self.listener is not None:
+            self.listener(event)
             return
         try:
             self._queue.put_nowait(event)

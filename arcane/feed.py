@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,33 @@ class Feed:
         """Events already waiting, without waiting for more."""
         while (item := self._sub.get_nowait()) is not None:
             await self._take(item)
+        out = list(self._ready)
+        self._ready.clear()
+        return out
+
+    def listen(self, listener: Callable[[Item], None]) -> None:
+        """Have each bus item handed to `listener` as it is published (see `accept`)."""
+        self._sub.listener = listener
+
+    def accept(self, item: Item) -> tuple[bool, Event | None]:
+        """The in-order case, without waiting: (taken?, the event to deliver if any).
+
+        Not taken when the item needs the log first (a seq gap, a resync): hand it to `take`.
+        """
+        if isinstance(item, Resync):
+            return False, None
+        if item.seq is None:
+            return True, item if item.visible_to(self.ident.player_id) else None
+        if item.seq <= self.cursor:
+            return True, None
+        if item.seq > self.cursor + 1:
+            return False, None
+        self.cursor = item.seq
+        return True, item if item.visible_to(self.ident.player_id) else None
+
+    async def take(self, item: Item) -> list[Event]:
+        """Any item: what to deliver for it, reading the log for whatever it skipped."""
+        await self._take(item)
         out = list(self._ready)
         self._ready.clear()
         return out

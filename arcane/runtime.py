@@ -18,6 +18,7 @@ from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster
 from arcane.config import Settings
+from arcane.feed import Feed
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import Tokens
@@ -48,6 +49,7 @@ class Runtime:
     cluster: Cluster | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: Realtime | None = None
+    followers: set[Feed] = field(default_factory=set)  # open SSE streams and long-polls
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _shutdown_watch: asyncio.Task[None] | None = None
 
@@ -64,6 +66,8 @@ class Runtime:
         if self.closing.is_set():
             return
         self.closing.set()
+        for feed in list(self.followers):
+            feed.close()
         if self.realtime is not None:
             task = asyncio.ensure_future(self.realtime.close_all())
             self._closing_tasks.add(task)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import sqlite3
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -133,9 +134,45 @@ class _Batch:
             self.committed.exception()  # retrieved here too: a batch of one has no other reader
 
 
-async def _undo_savepoint(conn: aiosqlite.Connection) -> None:
-    await conn.execute("ROLLBACK TO action")
-    await conn.execute("RELEASE action")
+async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(sqlite3_connection, *args)` in one trip to the connection's thread.
+
+    Each trip costs a thread handoff, and under load the busy event loop makes the
+    thread wait for the GIL: an action's statements go together where they can.
+    """
+    return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-any-return]
+
+
+def _open_action(db: sqlite3.Connection, begin: bool) -> None:
+    if begin:
+        db.execute("BEGIN IMMEDIATE")
+    db.execute("SAVEPOINT action")
+
+
+def _undo_action(db: sqlite3.Connection) -> None:
+    db.execute("ROLLBACK TO action")
+    db.execute("RELEASE action")
+
+
+def _release_action(db: sqlite3.Connection, commit: bool) -> None:
+    db.execute("RELEASE action")
+    if commit:
+        try:
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _append(db: sqlite3.Connection, game_code: str, name: str, audience: str, payload: str,
+            now: float) -> tuple[int, int]:
+    row = db.execute("UPDATE games SET last_seq = last_seq + 1 WHERE code = ? RETURNING last_seq, log_floor",
+                     (game_code,)).fetchone()
+    assert row is not None, f"log() for unknown game {game_code}"
+    db.execute("INSERT INTO events (game_code, seq, event, audience, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+               (game_code, row[0], name, audience, payload, now))
+    return int(row[0]), int(row[1])
 
 
 class Transaction:
@@ -164,19 +201,9 @@ class Transaction:
         self, game_code: str, name: str, payload: dict[str, Any], *, to_player: str | None = None
     ) -> Event:
         """Append an event to the game's log; its seq is assigned here, in this transaction."""
-        row = await self.fetchone(
-            "UPDATE games SET last_seq = last_seq + 1 WHERE code = ? RETURNING last_seq, log_floor",
-            (game_code,),
-        )
-        assert row is not None, f"log() for unknown game {game_code}"
-        seq, floor = row[0], row[1]
         audience = ROOM if to_player is None else player_audience(to_player)
         now = time.time()
-        await self.execute(
-            "INSERT INTO events (game_code, seq, event, audience, payload, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (game_code, seq, name, audience, json.dumps(payload), now),
-        )
+        seq, floor = await _in_thread(self._conn, _append, game_code, name, audience, json.dumps(payload), now)
         self._floors[game_code] = (seq, floor)
         event = Event(game_code, name, payload, audience, seq, now)
         self.events.append(event)
@@ -288,27 +315,27 @@ class Store:
         batch: _Batch | None = None
         joined = False
         try:
-            if self._batch is None:
-                # BEGIN runs to the end even if the caller is cancelled meanwhile, and the batch
-                # it opens is ended below, so the writer is never left in a transaction for nobody.
-                try:
-                    await _uninterrupted(conn.execute("BEGIN IMMEDIATE"))
-                finally:
-                    if conn.in_transaction:
-                        self._batch = _Batch()
+            # BEGIN (for a new batch) and the action's SAVEPOINT, in one trip to the writer's
+            # thread, run to the end even if the caller is cancelled meanwhile; the batch it
+            # opens is ended below, so the writer is never left in a transaction for nobody.
+            try:
+                await _uninterrupted(_in_thread(conn, _open_action, self._batch is None))
+            finally:
+                if self._batch is None and conn.in_transaction:
+                    self._batch = _Batch()
             batch = self._batch
+            assert batch is not None
             tx = Transaction(conn, self.retention)
-            await _uninterrupted(conn.execute("SAVEPOINT action"))
             try:
                 yield tx
                 await tx._prune()
             except BaseException:
-                await _uninterrupted(_undo_savepoint(conn))
+                await _uninterrupted(_in_thread(conn, _undo_action))
                 raise
-            await _uninterrupted(conn.execute("RELEASE action"))
             batch.events.extend(tx.events)
             batch.members += 1
             joined = True
+            await _uninterrupted(self._finish_action(conn, batch))
         finally:
             try:
                 open_batch = self._batch
@@ -320,7 +347,25 @@ class Store:
             assert batch is not None
             await _uninterrupted(batch.committed)
 
+    async def _finish_action(self, conn: aiosqlite.Connection, batch: _Batch) -> None:
+        """RELEASE the action's savepoint, and COMMIT when nobody waits to join: one trip."""
+        last = self._waiting == 0 or batch.members >= MAX_BATCH
+        try:
+            await _in_thread(conn, _release_action, last)
+        except BaseException as exc:
+            if last:
+                self._batch = None
+                batch.done(exc)
+            raise
+        if last:
+            self._batch = None
+            batch.done(None)
+            if batch.events:
+                self.on_commit(batch.events)
+
     async def _end_batch(self, conn: aiosqlite.Connection, batch: _Batch) -> None:
+        if batch.committed.done():
+            return
         self._batch = None
         if batch.members == 0:
             if conn.in_transaction:

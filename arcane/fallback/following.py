@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from arcane.feed import Feed
 from arcane.game.records import Identity
@@ -23,17 +22,13 @@ async def follow(rt: Runtime, ident: Identity) -> AsyncIterator[Feed]:
     hypercorn is not held up.
     """
     feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
-
-    def on_shutdown(task: asyncio.Future[Any]) -> None:
-        if not task.cancelled():
-            feed.close()
-
-    shutdown = asyncio.ensure_future(rt.closing.wait())
-    shutdown.add_done_callback(on_shutdown)
+    if rt.closing.is_set():
+        feed.close()
+    rt.followers.add(feed)  # a set, not a task per stream: begin_shutdown closes them all
     try:
         yield feed
     finally:
-        shutdown.cancel()
+        rt.followers.discard(feed)
         feed.close()
 
 

@@ -1,12 +1,17 @@
-"""Socket.IO connections: who each socket is, and the task that feeds it its game."""
+"""Socket.IO connections: who each socket is, and how its game's events reach it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from engineio import packet as engineio_packet
+
+from arcane.bus import Item
 from arcane.events import Event
 from arcane.feed import CatchUp, Feed
 from arcane.game.records import Identity, Member
@@ -46,19 +51,78 @@ class Connection:
         return f"socket:{self.sid}" if ident is None else ident.rate_key
 
 
-async def pump(sio: Any, conn: Connection, room: Room, first: CatchUp) -> None:
-    """Send the catch-up, then every live event, in seq order, until the feed closes."""
-    code = room.ident.game_code
-    if first.recovered:
-        for event in first.events:
-            await emit(sio, conn, event)
-    else:
-        await emit(sio, conn, first.sync_event(code))
-    while (event := await room.feed.next()) is not None:
-        await emit(sio, conn, event)
-    if room.feed.overflowed:
-        log.warning("socket %s fell too far behind in %s; disconnecting it to resume", conn.sid, code)
-        await sio.disconnect(conn.sid)
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """An event the feed has already taken (its cursor moved): send it as it is."""
+
+    event: Event
+
+
+class Delivery:
+    """Hands one socket its game's events, in seq order.
+
+    In order (the usual case) an event goes from the bus straight into the socket's
+    Engine.IO queue, with no task of its own. Anything else (the catch-up at join, a
+    seq gap, a resync, a socket Engine.IO is not ready for) goes through a task that
+    reads the log; while it runs, newer items wait behind it, so order holds.
+    """
+
+    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, limit: int) -> None:
+        self._sio = sio
+        self._conn = conn
+        self._room = room
+        self._limit = limit
+        self._waiting: deque[Item | _Accepted] = deque()
+        self._socket = sio.eio.sockets.get(conn.eio_sid)
+        room.feed.listen(self._on_item)
+        # Created now, first run after the join handler returns: its ack goes out before the catch-up.
+        self._task: asyncio.Task[None] | None = asyncio.create_task(self._run(first), name=f"feed-{conn.sid}")
+        room.pump = self._task
+
+    def _on_item(self, item: Item) -> None:
+        if self._task is None:
+            taken, event = self._room.feed.accept(item)
+            if taken:
+                if event is None or self._send_now(event):
+                    return
+                item = _Accepted(event)  # taken, but Engine.IO wants its async path for it
+            self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
+            self._room.pump = self._task
+        self._waiting.append(item)
+        if len(self._waiting) > self._limit:
+            log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
+                        self._conn.sid, self._room.ident.game_code)
+            self._room.feed.close()
+            self._waiting.clear()
+            asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
+
+    def _send_now(self, event: Event) -> bool:
+        """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
+        socket = self._socket
+        if socket is None or socket.closed:
+            return False
+        last_ping = socket.last_ping
+        if last_ping and time.time() - last_ping > self._sio.eio.ping_timeout:
+            return False  # let Engine.IO's own send notice the dead client and close it
+        socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, data=event.socketio_packet()))
+        return True
+
+    async def _run(self, first: CatchUp | None) -> None:
+        feed = self._room.feed
+        try:
+            if first is not None:
+                if first.recovered:
+                    for event in first.events:
+                        await emit(self._sio, self._conn, event)
+                else:
+                    await emit(self._sio, self._conn, first.sync_event(self._room.ident.game_code))
+            while self._waiting:
+                item = self._waiting.popleft()
+                events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
+                for event in events:
+                    await emit(self._sio, self._conn, event)
+        finally:
+            self._task = None
 
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:

@@ -17,7 +17,7 @@ from arcane.events import Event
 from arcane.feed import Feed
 from arcane.game.service import normalize_code
 from arcane.identity import session_games
-from arcane.realtime.connections import Connection, Room, emit, pump
+from arcane.realtime.connections import Connection, Delivery, Room, emit
 from arcane.realtime.server import ACK_WANTED
 
 if TYPE_CHECKING:
@@ -188,8 +188,7 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        # Created now, first run after this handler returns: the ack is queued before the replay.
-        room.pump = asyncio.create_task(pump(self.sio, conn, room, first), name=f"feed-{conn.sid}")
+        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer)
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
