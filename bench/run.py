@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -320,7 +321,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     keys = [k for k, v in results["fanout"].items() if "failed" not in v]
-    names = [LABELS.get(k, k).replace(" (", "\n(").replace(", ", ",\n") for k in keys]
+    names = [textwrap.fill(LABELS.get(k, k), 16) for k in keys]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     left.bar(names, [results["fanout"][k]["deliveries_per_s"] for k in keys], color="#6b4fa0")
     left.set_title("Fan-out: deliveries per second (higher is better)")
