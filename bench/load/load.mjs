@@ -174,6 +174,16 @@ class Samples {
   }
 }
 
+// Warm up, then measure for `o.duration` seconds: `window.measuring` holds only in between.
+async function measureWindow(o, window) {
+  await sleep(o.warmup * 1000);
+  window.measuring = true;
+  const started = now();
+  await sleep(o.duration * 1000);
+  window.measuring = false;
+  return (now() - started) / 1000;
+}
+
 // -- 1. fan-out saturation ------------------------------------------------------------------
 
 async function fanout(o) {
@@ -190,7 +200,7 @@ async function fanout(o) {
     rooms.get(s.room).members.push(sockets[i]);
   });
   const latency = new Samples();
-  let measuring = false;
+  const window = { measuring: false };
   let running = true;
   let deliveries = 0;
   let errors = 0;
@@ -198,7 +208,7 @@ async function fanout(o) {
 
   const receipt = (room) => {
     const ms = now() - room.t0;
-    if (measuring) { deliveries++; latency.add(ms); }
+    if (window.measuring) { deliveries++; latency.add(ms); }
     if (++room.got === perRoom) send(room);
   };
   const refused = (room, ack) => {
@@ -226,12 +236,7 @@ async function fanout(o) {
     }
   }, 1000);
   for (const room of rooms.values()) send(room);
-  await sleep(o.warmup * 1000);
-  measuring = true;
-  const started = now();
-  await sleep(o.duration * 1000);
-  measuring = false;
-  const elapsed = (now() - started) / 1000;
+  const elapsed = await measureWindow(o, window);
   running = false;
   clearInterval(watchdog);
   for (const s of sockets) s.close();
@@ -248,11 +253,11 @@ async function gamenight(o) {
   const lat = { websocket: { chat: new Samples(), typing: new Samples() }, sse: { chat: new Samples(), typing: new Samples() }, longpoll: { chat: new Samples(), typing: new Samples() } };
   const received = { websocket: 0, sse: 0, longpoll: 0 };
   const typingAt = new Map();
-  let measuring = false;
+  const window = { measuring: false };
   const chatsSent = { count: 0 };
 
   const onEvent = (transport, room) => (name, raw) => {
-    if (!measuring) return;
+    if (!window.measuring) return;
     if (name !== "chat_message" && name !== "player_typing") return;
     const data = typeof raw === "string" ? JSON.parse(raw) : raw;
     const t = now();
@@ -293,17 +298,12 @@ async function gamenight(o) {
       typingAt.set(room, now());
       typist.emit("typing", { is_typing: true });
       await sleep(100);
-      if (measuring) chatsSent.count++;
+      if (window.measuring) chatsSent.count++;
       typist.emit("chat_message", { text: `t=${now()}` });
       await sleep(900);
     }
   })());
-  await sleep(o.warmup * 1000);
-  measuring = true;
-  const started = now();
-  await sleep(o.duration * 1000);
-  measuring = false;
-  const elapsed = (now() - started) / 1000;
+  const elapsed = await measureWindow(o, window);
   running = false;
   state.stopped = true;
   await Promise.all(games);
