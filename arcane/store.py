@@ -143,6 +143,10 @@ async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-any-return]
 
 
+def _rowcount(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
+    return db.execute(sql, params).rowcount
+
+
 def _open_action(db: sqlite3.Connection, begin: bool) -> None:
     if begin:
         db.execute("BEGIN IMMEDIATE")
@@ -185,14 +189,13 @@ class Transaction:
         self.events: list[Event] = []
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        rowcount = cursor.rowcount
-        await cursor.close()
-        return rowcount
+        return await _in_thread(self._conn, _rowcount, sql, params)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        # One trip to the thread (a cursor's execute, fetch and close would be three);
+        # fetchone is for queries by key, so "all rows" is at most one.
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(await self._conn.execute_fetchall(sql, params))
@@ -429,8 +432,9 @@ class Store:
             yield self._reader
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._reading() as reader, reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        async with self._reading() as reader:
+            rows = await reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._reading() as reader:

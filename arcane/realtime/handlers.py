@@ -172,11 +172,11 @@ class Realtime:
         last_seq = data.get("last_seq")
         if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
             raise validation("last_seq must be a whole number >= 0")
-        await self.rt.service.require_game(code)
         ident = conn.identity_for(code)
         if ident is None:
+            await self.rt.service.require_game(code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
-        member = await self.rt.service.member(ident)
+        member = await self.rt.service.member(ident)  # reads the games table only to refuse
         await self._leave(conn)
         feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
         try:

@@ -44,9 +44,12 @@ async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identit
 
     rt = runtime()
     code = normalize_code(code)
-    await rt.service.require_game(code)
-    ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
-    return ident, await rt.service.member(ident)
+    try:
+        ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
+    except ArcaneError:
+        await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
+        raise
+    return ident, await rt.service.member(ident)  # reads the games table only to refuse
 
 
 async def acting(code: str) -> tuple[Identity, Member]:
