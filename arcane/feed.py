@@ -37,11 +37,11 @@ class CatchUp:
 async def catch_up(store: Store, service: GameService, ident: Identity, after: int | None) -> CatchUp:
     """Every visible event after `after`, provably complete, or the caller's view instead."""
     if after is not None and after >= 0:
-        async with store.snapshot():
-            bounds = await store.log_bounds(ident.game_code)
-            if bounds is not None and bounds[0] <= after <= bounds[1]:
-                events = await store.events_after(ident.game_code, after, ident.player_id, upto=bounds[1])
-                return CatchUp(True, bounds[1], events, None)
+        found = await store.log_since(ident.game_code, after, ident.player_id)
+        if found is not None:
+            _, last, events = found
+            if events is not None and after <= last:
+                return CatchUp(True, last, events, None)
     view = await service.view(ident)
     return CatchUp(False, view["seq"], [], view)
 

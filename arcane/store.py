@@ -143,6 +143,29 @@ async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-any-return]
 
 
+def _log_since(db: sqlite3.Connection, game_code: str, after: int, own: str,
+               upto: int | None) -> tuple[int, int, list[tuple[Any, ...]] | None] | None:
+    begun = not db.in_transaction  # inside a snapshot, its transaction already holds the view
+    if begun:
+        db.execute("BEGIN")
+    try:
+        row = db.execute("SELECT log_floor, last_seq FROM games WHERE code = ?", (game_code,)).fetchone()
+        if row is None:
+            return None
+        floor, last = int(row[0]), int(row[1])
+        if not floor <= after:
+            return floor, last, None
+        target = last if upto is None else min(upto, last)
+        rows = db.execute(
+            "SELECT seq, event, audience, payload, created_at FROM events WHERE game_code = ? AND seq > ?"
+            " AND seq <= ? AND audience IN (?, ?) ORDER BY seq",
+            (game_code, after, target, ROOM, own)).fetchall()
+        return floor, last, [tuple(r) for r in rows]
+    finally:
+        if begun:
+            db.execute("COMMIT")
+
+
 def _rowcount(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> int:
     return db.execute(sql, params).rowcount
 
@@ -439,6 +462,24 @@ class Store:
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         async with self._reading() as reader:
             return list(await reader.execute_fetchall(sql, params))
+
+    async def log_since(
+        self, game_code: str, after: int, viewer: str | None, *, upto: int | None = None
+    ) -> tuple[int, int, list[Event] | None] | None:
+        """In one consistent read and one trip: (floor, last_seq, the events `viewer` may see
+        with after < seq <= min(upto, last_seq)); the events are None when the log no longer
+        reaches back to `after`, and the whole answer None when there is no such game."""
+        own = ROOM if viewer is None else player_audience(viewer)
+        async with self._reading() as reader:
+            found = await _in_thread(reader, _log_since, game_code, after, own, upto)
+        if found is None:
+            return None
+        floor, last, rows = found
+        events = None if rows is None else [
+            Event(game_code, name, json.loads(payload), audience, seq, created_at)
+            for seq, name, audience, payload, created_at in rows
+        ]
+        return floor, last, events
 
     async def log_bounds(self, game_code: str) -> tuple[int, int] | None:
         """(floor, last_seq): events with floor < seq <= last_seq are in the log."""
