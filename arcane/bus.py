@@ -97,9 +97,6 @@ class Bus:
                 for sub in tuple(subs):
                     sub.deliver(Resync(key))
 
-    def games(self) -> set[str]:
-        return {key for key in self._by_game if key is not None}
-
     def open_subscription(self, game_code: str | None, *, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, game_code, maxsize)
         self._by_game.setdefault(game_code, set()).add(sub)

@@ -131,22 +131,19 @@ class Feed:
         return out
 
     async def _take(self, item: Item) -> None:
-        if isinstance(item, Resync):
-            await self._fill(None)
-            return
-        if item.seq is None:
-            if item.visible_to(self.ident.player_id):
-                self._ready.append(item)
-            return
-        if item.seq <= self.cursor:
-            return
-        if item.seq > self.cursor + 1:
+        taken, event = self.accept(item)
+        if not taken:
+            if isinstance(item, Resync):
+                await self._fill(None)
+                return
+            assert item.seq is not None  # only a logged event can leave a gap
             await self._fill(item.seq - 1)
             if item.seq <= self.cursor:
                 return
-        self.cursor = item.seq
-        if item.visible_to(self.ident.player_id):
-            self._ready.append(item)
+            self.cursor = item.seq
+            event = item if item.visible_to(self.ident.player_id) else None
+        if event is not None:
+            self._ready.append(event)
 
     async def _fill(self, upto: int | None) -> None:
         """Read what the bus did not bring, up to `upto` (None: the end of the log)."""
@@ -154,16 +151,13 @@ class Feed:
         if store is None or service is None:
             return
         code = self.ident.game_code
-        async with store.snapshot():
-            bounds = await store.log_bounds(code)
-            if bounds is None:
-                return
-            floor, last = bounds
-            target = last if upto is None else min(upto, last)
-            if target <= self.cursor:
-                return
-            missed = None if floor > self.cursor else await store.events_after(
-                code, self.cursor, self.ident.player_id, upto=target)
+        found = await store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
+        if found is None:
+            return
+        _, last, missed = found
+        target = last if upto is None else min(upto, last)
+        if target <= self.cursor:
+            return
         if missed is None:
             # What was missed is no longer in the log: a snapshot, as on a stale reconnect.
             view = await service.view(self.ident)
