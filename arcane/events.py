@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from arcane.realtime.direct import text_frame
+
 ROOM = "room"
 EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
                               "player_connected", "player_disconnected"})
@@ -76,3 +78,9 @@ class Event:
         if "sio" not in self._cache:
             self._cache["sio"] = f'2[{json.dumps(self.name)},{self.data_json()}]'
         return self._cache["sio"]
+
+    def ws_frame(self) -> bytes:
+        """The websocket frame of the Engine.IO MESSAGE that carries `socketio_packet()`."""
+        if "frame" not in self._cache:
+            self._cache["frame"] = text_frame(("4" + self.socketio_packet()).encode())
+        return self._cache["frame"]

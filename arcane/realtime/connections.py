@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from arcane.bus import Item
 from arcane.events import Event
 from arcane.feed import CatchUp, Feed
 from arcane.game.records import Identity, Member
+from arcane.realtime import direct
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,13 @@ class Delivery:
     def _send_now(self, event: Event) -> bool:
         """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
         socket = self._socket
-        if socket is None or socket.closed:
-            return False
-        last_ping = socket.last_ping
-        if last_ping and time.time() - last_ping > self._sio.eio.ping_timeout:
+        if not direct.socket_alive(self._sio.eio, socket):
             return False  # let Engine.IO's own send notice the dead client and close it
-        socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, data=event.socketio_packet()))
+        queue = socket.queue
+        if isinstance(queue, direct.SocketQueue):
+            queue.put_message(event.socketio_packet(), event.ws_frame())
+        else:
+            queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, data=event.socketio_packet()))
         return True
 
     async def _run(self, first: CatchUp | None) -> None:

@@ -10,6 +10,7 @@ from hypercorn.protocol import ws_stream
 from wsproto.extensions import PerMessageDeflate
 
 from arcane.config import Settings
+from arcane.realtime import direct
 
 ACK_WANTED: contextvars.ContextVar[bool] = contextvars.ContextVar("ack_wanted", default=False)
 
@@ -47,7 +48,7 @@ def refuse_websocket_compression() -> None:
 def create_server(settings: Settings) -> SocketServer:
     if not settings.websocket_compression:
         refuse_websocket_compression()
-    return SocketServer(
+    server = SocketServer(
         async_mode="asgi",
         cors_allowed_origins=list(settings.cors_origins) or None,
         ping_interval=settings.ping_interval,
@@ -59,3 +60,5 @@ def create_server(settings: Settings) -> SocketServer:
         # order sent, and without a new task per event (sockets still run concurrently).
         async_handlers=False,
     )
+    direct.install(server.eio)
+    return server

@@ -1,0 +1,178 @@
+"""Engine.IO over websocket, with message frames written straight to the connection.
+
+Engine.IO queues every outgoing packet and wakes a writer task per socket, which hands
+each packet to hypercorn's ASGI `send`, then wsproto, then a lock and a drain. For one
+small frame that path costs more than everything else a delivery does. A frame from
+server to client is not masked, so the same bytes serve every recipient of an event:
+here they are written to the socket's transport at once, when that keeps order.
+
+Order is kept by one rule: a packet may skip Engine.IO's queue only when nothing is
+ahead of it, i.e. the queue is empty, the writer holds no packet it has taken, and no
+earlier write is waiting on a slow client. Otherwise it is queued as before. A packet
+is written whole by one `transport.write` call, so frames never interleave with the
+control frames hypercorn writes itself. Only MESSAGE packets skip the queue: Engine.IO's
+writer must still see its pings, or it times out and closes the socket.
+
+This reaches into hypercorn's websocket stream and Engine.IO's socket queue (both
+pinned in pyproject.toml). Anywhere the pieces are not what is expected (another
+server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from typing import Any
+
+from engineio import packet as eio_packet
+from engineio.async_drivers import asgi as eio_asgi
+from wsproto.connection import ConnectionState
+
+try:
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
+except ImportError:  # pragma: no cover - not served by hypercorn
+    TCPServer = H11Protocol = WSStream = ASGIWebsocketState = None  # type: ignore[assignment,misc]
+
+# Above this many unsent bytes a client is reading slowly: packets queue and the writer
+# awaits the drain, as Engine.IO's own path does.
+HIGH_WATER = 64 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked websocket text frame (RFC 6455 section 5.2)."""
+    return _header(0x81, len(payload)) + payload
+
+
+def binary_frame(payload: bytes) -> bytes:
+    return _header(0x82, len(payload)) + payload
+
+
+def _header(first: int, size: int) -> bytes:
+    if size < 126:
+        return bytes((first, size))
+    if size < 1 << 16:
+        return struct.pack("!BBH", first, 126, size)
+    return struct.pack("!BBQ", first, 127, size)
+
+
+def packet_frame(pkt: eio_packet.Packet) -> bytes:
+    encoded = pkt.encode()
+    return binary_frame(encoded) if isinstance(encoded, bytes) else text_frame(encoded.encode())
+
+
+class SocketQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """An Engine.IO socket's send queue that writes a packet at once when none is ahead of it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ws: DirectWebSocket | None = None
+        self.taken = 0  # packets the writer took from this queue and has not written yet
+
+    def put_nowait(self, item: Any) -> None:
+        if (item is not None and item.packet_type == eio_packet.MESSAGE and self._clear()
+                and self.ws is not None and self.ws.write(packet_frame(item))):
+            return
+        super().put_nowait(item)
+
+    def put_message(self, socketio_packet: str, frame: bytes) -> None:
+        """Queue one of our events; `frame` is its websocket frame, shared by all recipients."""
+        if self._clear() and self.ws is not None and self.ws.write(frame):
+            return
+        super().put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data=socketio_packet))
+
+    def get_nowait(self) -> Any:
+        item = super().get_nowait()
+        if item is not None and self.ws is not None and self.ws.upgraded():
+            self.taken += 1
+        return item
+
+    def _clear(self) -> bool:
+        return self.taken == 0 and not self._queue  # type: ignore[attr-defined]
+
+
+class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
+    """Engine.IO's ASGI websocket driver, plus a direct write to hypercorn's transport."""
+
+    def __init__(self, handler: Any, server: Any) -> None:
+        super().__init__(handler, server)
+        self.socket = getattr(handler, "__self__", None)
+        self._stream: Any = None
+        self._transport: asyncio.WriteTransport | None = None
+        self._slow = 0  # writes waiting on a slow client's drain
+
+    async def __call__(self, environ: dict[str, Any]) -> str:
+        self.asgi_receive = environ["asgi.receive"]
+        self.asgi_send = environ["asgi.send"]
+        await self.asgi_send({"type": "websocket.accept"})
+        queue = getattr(self.socket, "queue", None)
+        if isinstance(queue, SocketQueue):
+            self._find_transport()
+            queue.ws = self
+        try:
+            await self.handler(self)
+        finally:
+            if isinstance(queue, SocketQueue) and queue.ws is self:
+                queue.ws = None
+        return ""
+
+    def _find_transport(self) -> None:
+        """ASGI send -> hypercorn's WSStream -> H11Protocol -> TCPServer -> transport."""
+        if WSStream is None:
+            return
+        stream = getattr(self.asgi_send, "__self__", None)
+        if not isinstance(stream, WSStream):
+            return
+        protocol = getattr(stream.send, "__self__", None)
+        if not isinstance(protocol, H11Protocol) or protocol.ssl:
+            return
+        server = getattr(protocol.send, "__self__", None)
+        if not isinstance(server, TCPServer):
+            return
+        self._stream = stream
+        self._transport = server.writer.transport
+
+    def upgraded(self) -> bool:
+        socket = self.socket
+        return bool(socket.upgraded) and not socket.upgrading
+
+    def write(self, frame: bytes) -> bool:
+        """Write a whole frame now if the connection is open and keeping up; else False."""
+        transport, stream = self._transport, self._stream
+        if (transport is None or self._slow or not self.upgraded() or transport.is_closing()
+                or stream.closed or stream.state != ASGIWebsocketState.CONNECTED
+                or stream.connection.state != ConnectionState.OPEN
+                or transport.get_write_buffer_size() > HIGH_WATER):
+            return False
+        transport.write(frame)
+        return True
+
+    async def send(self, message: str | bytes) -> None:
+        """Engine.IO's writer: a packet it took from the queue."""
+        queue = self.socket.queue if self.socket is not None else None
+        if isinstance(queue, SocketQueue) and queue.taken:
+            queue.taken -= 1
+        frame = binary_frame(message) if isinstance(message, bytes) else text_frame(message.encode())
+        if self.write(frame):
+            return
+        self._slow += 1
+        try:
+            await super().send(message)
+        finally:
+            self._slow -= 1
+
+
+def install(eio: Any) -> None:
+    """Give an Engine.IO server the direct driver (in a copy of its driver table) and queues."""
+    eio._async = dict(eio._async, websocket=DirectWebSocket)
+    eio.create_queue = SocketQueue
+
+
+def socket_alive(eio: Any, socket: Any) -> bool:
+    """The check Engine.IO's own `send` makes: open, and the client answered its last ping."""
+    if socket is None or socket.closed:
+        return False
+    last_ping = socket.last_ping
+    return not (last_ping and time.time() - last_ping > eio.ping_timeout)

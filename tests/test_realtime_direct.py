@@ -1,0 +1,170 @@
+"""Frames written straight to the websocket keep every guarantee of Engine.IO's queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from engineio import packet as eio_packet
+
+from arcane.realtime.direct import SocketQueue, text_frame
+from tests.rawws import RawSocketIO
+from tests.sockets import SocketClient, socket_for
+from tests.support import LiveServer, seat_party, serving
+
+FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000}
+
+
+def only_queue(server: LiveServer) -> SocketQueue:
+    (socket,) = server.runtime.sio.eio.sockets.values()
+    assert isinstance(socket.queue, SocketQueue)
+    return socket.queue
+
+
+def logged_seqs(received: list[tuple[str, Any]]) -> list[int]:
+    return [d["seq"] for e, d in received if isinstance(d, dict) and "seq" in d]
+
+
+async def test_a_client_that_stops_reading_gets_everything_in_order_when_it_reads_again(tmp_path: Path) -> None:
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        raw = await RawSocketIO.open(server.port, bram.token)
+        ack_id = await raw.call("join_game_room", {"game_code": bram.game_code, "last_seq": 0})
+        # The join ack goes out before the catch-up of the events already logged.
+        assert (await raw.message()).startswith(f"43{ack_id}[")
+        queue = only_queue(server)
+        assert queue.ws is not None and queue.ws.write(b"") is True  # the direct path is in use
+
+        # Bram stops reading. Big chats (each dragon is 12 bytes of JSON) fill the socket
+        # buffers until the server has to queue for him.
+        dragons = "\U0001F409" * 490
+        sent = 0
+        while not (queue.qsize() or queue.taken) and sent < 3000:
+            assert (await ann.post("/chat", {"text": f"{sent:05d}{dragons}"})).status_code == 201
+            sent += 1
+        assert queue.qsize() or queue.taken, "the server never had to queue for the slow client"
+
+        async def more(first: int) -> None:  # and more, while he catches up slowly
+            for i in range(first, first + 300):
+                assert (await ann.post("/chat", {"text": f"{i:05d}{dragons[:i % 50]}"})).status_code == 201
+
+        poster = asyncio.create_task(more(sent))
+        sent += 300
+        received: list[tuple[str, Any]] = []
+        while len([1 for e, _ in received if e == "chat_message"]) < sent:
+            packet = await asyncio.wait_for(raw.message(), 10)
+            assert packet.startswith("42"), packet
+            received.append(tuple(json.loads(packet[2:])))  # type: ignore[arg-type]
+            await asyncio.sleep(0.001 if len(received) % 3 else 0)
+        await poster
+        texts = [d["text"][:5] for e, d in received if e == "chat_message"]
+        assert texts == [f"{i:05d}" for i in range(sent)], [(i, t) for i, t in enumerate(texts) if t != f"{i:05d}"][:20]
+        seqs = logged_seqs(received)
+        assert seqs == list(range(1, seqs[-1] + 1))  # from the first event, none missing or repeated
+
+        # Caught up: nothing is left queued or counted as taken, so frames go direct again.
+        assert queue.qsize() == 0 and queue.taken == 0
+        assert (await ann.post("/chat", {"text": "live again"})).status_code == 201
+        packet = await asyncio.wait_for(raw.message(), 10)
+        assert json.loads(packet[2:])[1]["text"] == "live again"
+        assert queue.qsize() == 0 and queue.taken == 0
+        await raw.close()
+        await ann.close()
+        await bram.close()
+
+
+async def test_events_published_while_a_socket_upgrades_from_polling_arrive_once_in_order(tmp_path: Path) -> None:
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+
+        async def chatter() -> int:
+            for i in range(150):
+                assert (await ann.post("/chat", {"text": f"c{i}"})).status_code == 201
+                await asyncio.sleep(0)
+            return 150
+
+        stream = asyncio.create_task(chatter())
+        tab = await socket_for(bram, transports=["polling", "websocket"], last_seq=0)
+        await stream
+        await tab.wait_event("chat_message", text="c149")
+        assert [d["text"] for e, d in tab.received if e == "chat_message"] == [f"c{i}" for i in range(150)]
+        seqs = logged_seqs(tab.received)
+        assert seqs == list(range(1, seqs[-1] + 1))
+        queue = only_queue(server)
+        assert tab.sio.transport() == "websocket" and queue.ws is not None
+        assert queue.qsize() == 0 and queue.taken == 0
+        await tab.close()
+        await ann.close()
+        await bram.close()
+
+
+async def test_typing_and_acks_share_the_one_ordered_path(tmp_path: Path) -> None:
+    """Acks are Engine.IO MESSAGE packets too: each answers its own emit, in the order asked."""
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        typist = SocketClient(server)
+        await typist.connect(token=ann.token)
+        await typist.join(ann.game_code)
+        watcher = await socket_for(bram)
+        acks = await asyncio.gather(*(typist.call("typing", {"is_typing": i % 2 == 0}) for i in range(200)))
+        assert all(a == {"ok": True} for a in acks)
+        await watcher.wait_for(lambda r: sum(e == "player_typing" for e, _ in r) == 200)
+        flags = [d["is_typing"] for e, d in watcher.received if e == "player_typing"]
+        assert flags == [i % 2 == 0 for i in range(200)]
+        await typist.close()
+        await watcher.close()
+        await ann.close()
+        await bram.close()
+
+
+class _Connection:
+    """The far end of a websocket: takes frames while `open`, as a transport would."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.open = True
+
+    def upgraded(self) -> bool:
+        return True
+
+    def write(self, frame: bytes) -> bool:
+        if self.open:
+            self.frames.append(frame)
+        return self.open
+
+
+def _message(text: str) -> eio_packet.Packet:
+    return eio_packet.Packet(eio_packet.MESSAGE, data=text)
+
+
+async def test_a_packet_skips_the_queue_only_when_nothing_is_ahead_of_it() -> None:
+    queue = SocketQueue()
+    conn = _Connection()
+    queue.ws = conn  # type: ignore[assignment]
+    frame = {t: text_frame(f"4{t}".encode()) for t in "ABCDEF"}
+
+    queue.put_nowait(_message("A"))
+    assert conn.frames == [frame["A"]] and queue.empty()  # nothing ahead: written at once
+    queue.put_nowait(eio_packet.Packet(eio_packet.PING))  # Engine.IO's writer must see its pings
+    assert queue.get_nowait().packet_type == eio_packet.PING and queue.taken == 1
+    queue.taken = 0  # the writer wrote it (DirectWebSocket.send counts down)
+
+    conn.open = False  # the client is slow: B waits in the queue
+    queue.put_message("B", frame["B"])
+    conn.open = True
+    queue.put_message("C", frame["C"])  # writable again, but B is ahead of it
+    assert conn.frames == [frame["A"]] and queue.qsize() == 2
+
+    taken = [queue.get_nowait(), queue.get_nowait()]  # Engine.IO's writer takes B and C...
+    assert [p.data for p in taken] == ["B", "C"] and queue.taken == 2 and queue.empty()
+    queue.put_message("D", frame["D"])  # ...so D waits, though the queue is empty
+    assert conn.frames == [frame["A"]] and queue.qsize() == 1
+    queue.taken = 0  # the writer wrote B and C
+    queue.put_nowait(_message("E"))  # D is still ahead
+    assert conn.frames == [frame["A"]] and queue.qsize() == 2
+    assert [queue.get_nowait().data for _ in range(2)] == ["D", "E"]
+    queue.taken = 0
+    queue.put_message("F", frame["F"])
+    assert conn.frames == [frame["A"], frame["F"]] and queue.empty()
