@@ -202,6 +202,97 @@ def _append(db: sqlite3.Connection, game_code: str, name: str, audience: str, pa
     return int(row[0]), int(row[1])
 
 
+class Writes:
+    """The writer connection on its own thread, inside a transaction (`Store.run`).
+
+    Every statement lets go of the GIL while SQLite works and takes it back after, and
+    under load each taking-back waits on the event loop: a batch should cost a handful
+    of statements, not a handful per action. Hence `log_many`.
+    """
+
+    def __init__(self, db: sqlite3.Connection, retention: int) -> None:
+        self._db = db
+        self._retention = retention
+        self.events: list[Event] = []
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[Event]:
+        """Append (game_code, name, payload, audience) entries to their games' logs, in order,
+        in four statements however many there are; prunes past retention as `log` does."""
+        if not entries:
+            return []
+        games = {game_code for game_code, _, _, _ in entries}
+        row = self._db.execute(
+            "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
+            " WHERE code IN (SELECT value FROM json_each(?))", (json.dumps(sorted(games)),)).fetchone()
+        bounds = {code: (last, floor) for code, last, floor in json.loads(row[0])}
+        missing = games - bounds.keys()
+        assert not missing, f"log_many() for unknown games {missing}"
+        now = time.time()
+        last = {code: seq for code, (seq, _) in bounds.items()}
+        events, rows = [], []
+        for game_code, name, payload, audience in entries:
+            last[game_code] += 1
+            event = Event(game_code, name, payload, audience, last[game_code], now)
+            events.append(event)
+            rows.append((game_code, event.seq, name, audience, json.dumps(payload), now))
+        self._db.execute(
+            "INSERT INTO events (game_code, seq, event, audience, payload, created_at)"
+            " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)",
+            (json.dumps(rows),))
+        self._db.execute(
+            "UPDATE games SET last_seq = j.value->>1 FROM json_each(?) AS j WHERE games.code = j.value->>0",
+            (json.dumps(list(last.items())),))
+        for code, seq in last.items():
+            new_floor = seq - self._retention
+            if new_floor > bounds[code][1]:
+                self._db.execute("DELETE FROM events WHERE game_code = ? AND seq <= ?", (code, new_floor))
+                self._db.execute("UPDATE games SET log_floor = ? WHERE code = ?", (new_floor, code))
+        self.events.extend(events)
+        return events
+
+
+Job = tuple[Callable[..., list[Any]], Any, "asyncio.Future[Any]"]
+
+
+def _run_batches(db: sqlite3.Connection, jobs: list[Job], begin: bool,
+                 retention: int) -> tuple[list[Any], list[Event]]:
+    """Each run of jobs for the same action as one call inside one SAVEPOINT, then one COMMIT:
+    a single trip to the thread. Returns a result (or exception) per job, and the events."""
+    if begin:
+        db.execute("BEGIN IMMEDIATE")
+    results: list[Any] = []
+    events: list[Event] = []
+    try:
+        start = 0
+        while start < len(jobs):
+            action = jobs[start][0]
+            end = start
+            while end < len(jobs) and jobs[end][0] is action:
+                end += 1
+            db.execute("SAVEPOINT action")
+            writes = Writes(db, retention)
+            try:
+                answered = action(writes, [item for _, item, _ in jobs[start:end]])
+                assert len(answered) == end - start, f"{action.__name__}: {len(answered)} answers, {end - start} items"
+            except Exception as exc:
+                _undo_action(db)
+                results.extend(exc for _ in range(start, end))
+            else:
+                db.execute("RELEASE action")
+                results.extend(answered)
+                events.extend(writes.events)
+            start = end
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return results, events
+
+
 class Transaction:
     """The writer connection inside BEGIN IMMEDIATE, collecting the events it logs."""
 
@@ -274,6 +365,8 @@ class Store:
         self._waiting = 0
         self._batch: _Batch | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        self._queued: list[Job] = []
+        self._runner: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -372,6 +465,80 @@ class Store:
         if joined:
             assert batch is not None
             await _uninterrupted(batch.committed)
+
+    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any) -> Any:
+        """One item of a batched action, run on the writer's thread: `action(writes, items)`.
+
+        For the hot, simple actions (chat). Items queued while the writer is busy go to
+        the thread together, and `action` handles all of its items in one call, answering
+        one result per item, in order: a value, or an exception for an item it refused
+        without writing anything for it. They share one transaction (joining a batch of
+        `transaction()` actions if one is open) and its COMMIT: one fsync and one handoff
+        for all. Each returns only after that COMMIT; events are published in seq order.
+        If `action` itself raises, its whole call rolls back and every item gets the error.
+        """
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queued.append((action, item, future))
+        if self._runner is None:
+            self._runner = asyncio.ensure_future(self._run_queued())
+        # A caller cancelled before its trip begins is dropped from it; once begun, its item
+        # commits with the others, though nobody is left to acknowledge it to.
+        result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _run_queued(self) -> None:
+        try:
+            while self._queued:
+                self._waiting += 1  # an open batch of transaction() actions waits for these
+                try:
+                    await self._lock.acquire()
+                except BaseException:
+                    self._waiting -= 1
+                    self._flush_if_abandoned()
+                    raise
+                self._waiting -= 1
+                try:
+                    jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
+                    await _uninterrupted(self._run_jobs(jobs))
+                finally:
+                    self._lock.release()
+        finally:
+            self._runner = None
+            for _, _, future in self._queued:  # only if the runner itself was cancelled
+                if not future.done():
+                    future.set_exception(RuntimeError("store closed"))
+            self._queued = []
+
+    async def _run_jobs(self, jobs: list[Job]) -> None:
+        jobs = [job for job in jobs if not job[2].done()]
+        if not jobs:
+            return
+        conn = self._writer
+        batch = self._batch or _Batch()
+        self._batch = None
+        try:
+            if conn is None:
+                raise RuntimeError("store is not open")
+            outcomes = await _in_thread(conn, _run_batches, jobs, not conn.in_transaction, self.retention)
+        except BaseException as exc:
+            batch.done(exc)
+            for _, _, future in jobs:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, Exception):
+                return
+            raise
+        results, events = outcomes
+        batch.done(None)
+        if batch.events or events:
+            self.on_commit(batch.events + events)
+        for (_, _, future), result in zip(jobs, results):
+            if not future.done():
+                future.set_result(result)
 
     async def _finish_action(self, conn: aiosqlite.Connection, batch: _Batch) -> None:
         """RELEASE the action's savepoint, and COMMIT when nobody waits to join: one trip."""

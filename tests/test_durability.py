@@ -350,3 +350,55 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
         await still_writes(store, recorder)
     finally:
         await store.close()
+
+
+def _lines(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+    """A batched action: refuses multiples of 7 without writing, logs the rest in one go."""
+    answers: list[Any] = [ValueError(f"{n} is refused") if n % 7 == 0 else None for n in items]
+    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room")
+                               for n, a in zip(items, answers) if a is None]))
+    return [a if a is not None else next(logged) for a in answers]
+
+
+def _broken(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room") for n in items])
+    raise RuntimeError("the ink runs")
+
+
+async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    commits: list[int] = []
+    store.on_commit = lambda events: (commits.append(len(events)), recorder(events))  # type: ignore[func-returns-value]
+    try:
+        await new_game(store)
+        commits.clear()
+        recorder.published.clear()
+
+        async def one(n: int) -> Any:
+            if n % 10 == 5:
+                return await store.run(_broken, n)
+            if n % 10 == 9:  # a transaction() action among them, in the same commits
+                async with store.transaction() as tx:
+                    return await tx.log("ABC123", "chat_message", {"text": f"line {n}"})
+            event = await store.run(_lines, n)
+            # Returned only once committed: a fresh read on the other connection sees it.
+            seen = await store.events_after("ABC123", event.seq - 1, None, upto=event.seq)
+            assert [e.payload for e in seen] == [{"text": f"line {n}"}]
+            return event
+
+        results = await asyncio.gather(*(one(n) for n in range(100)), return_exceptions=True)
+        refused = [n for n, r in enumerate(results) if isinstance(r, ValueError)]
+        broken = [n for n, r in enumerate(results) if isinstance(r, RuntimeError)]
+        assert refused == [n for n in range(100) if n % 7 == 0 and n % 10 not in (5, 9)]
+        assert broken == [n for n in range(100) if n % 10 == 5]
+        written = sorted(n for n in range(100) if n not in refused and n not in broken)
+        texts = [e.payload["text"] for e in await store.events_after("ABC123", 1, None)]
+        assert sorted(texts, key=lambda t: int(t.split()[1])) == [f"line {n}" for n in written]
+        assert "broken" not in " ".join(texts)
+        # Published once each, in seq order, and each caller got its own event.
+        assert [e.seq for e in recorder.published] == list(range(2, 2 + len(written)))
+        assert {results[n].payload["text"] for n in written} == set(texts)
+        assert sum(commits) == len(written) and len(commits) < len(written) // 4, commits
+        await still_writes(store, recorder)
+    finally:
+        await store.close()

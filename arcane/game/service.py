@@ -15,7 +15,7 @@ from typing import Any
 
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import Event
+from arcane.events import ROOM, Event
 from arcane.game import interrogation
 from arcane.game.content import NPCS, questions
 from arcane.game.records import (
@@ -24,7 +24,7 @@ from arcane.game.records import (
 )
 from arcane.game.resolution import Choice, resolve_turn
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
-from arcane.store import Store, Transaction
+from arcane.store import Store, Transaction, Writes
 
 log = logging.getLogger(__name__)
 
@@ -450,11 +450,7 @@ class GameService:
 
     async def chat(self, ident: Identity, text: Any) -> Event:
         text = clean_text(text)
-        async with self._store.transaction() as tx:
-            await self._game(tx, ident.game_code)
-            me = await self._player(tx, ident)
-            return await tx.log(ident.game_code, "chat_message",
-                                {"player_id": me.player_id, "player_name": me.name, "text": text})
+        return await self._store.run(_chats, (ident, text))  # type: ignore[no-any-return]
 
     async def typing(self, ident: Identity, is_typing: Any, *, member: Member | None = None) -> None:
         if not isinstance(is_typing, bool):
@@ -548,6 +544,33 @@ class GameService:
         if not member.is_player:
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "spectators watch; they cannot act")
         return member
+
+
+def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | ArcaneError]:
+    """Every chat of a batch on the writer's thread, in a few statements (`Store.run`)."""
+    row = db.fetchone(
+        "SELECT json_group_array(json_array(j.key, g.code, p.role, p.name)) FROM json_each(?) AS j"
+        " LEFT JOIN games g ON g.code = j.value->>0"
+        " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
+        (json.dumps([[ident.game_code, ident.player_id] for ident, _ in items]),),
+    )
+    seats = {key: (code, role, name) for key, code, role, name in json.loads(row[0])}
+    answers: list[Event | ArcaneError | None] = []
+    entries = []
+    for index, (ident, text) in enumerate(items):
+        code, role, name = seats[index]
+        if code is None:
+            answers.append(ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {ident.game_code}"))
+        elif role is None:
+            answers.append(ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game"))
+        elif role != PLAYER:
+            answers.append(ArcaneError(ErrorCode.NOT_IN_GAME, "spectators watch; they cannot act"))
+        else:
+            answers.append(None)
+            entries.append((ident.game_code, "chat_message",
+                            {"player_id": ident.player_id, "player_name": name, "text": text}, ROOM))
+    logged = iter(db.log_many(entries))
+    return [answer if answer is not None else next(logged) for answer in answers]
 
 
 async def _nobody_online(game_code: str) -> set[str]:
