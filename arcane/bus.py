@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
+from arcane.slim import SlimQueue
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +29,19 @@ class Subscription:
     def __init__(self, bus: Bus, game_code: str | None, maxsize: int) -> None:
         self._bus = bus
         self.game_code = game_code
-        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        # Made on first use: a subscriber with a listener never needs one (memory per connection).
+        self._items: SlimQueue | None = None
         self.overflowed = False
         self.closed = False
         # Set by an owner that takes each item as it is published instead of from the queue.
         self.listener: Callable[[Item], None] | None = None
+
+    @property
+    def _queue(self) -> SlimQueue:
+        if self._items is None:
+            self._items = SlimQueue(self._maxsize)
+        return self._items
 
     def deliver(self, event: Item) -> None:
         if self.closed:
@@ -52,6 +61,8 @@ class Subscription:
             return
         self.closed = True
         self._bus._remove(self)
+        if self.listener is not None and self._items is None:
+            return  # nobody reads a queue that was never made
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:
@@ -60,15 +71,26 @@ class Subscription:
             pass
 
     async def get(self) -> Item | None:
-        if self.closed and self._queue.empty():
+        if self.closed and (self._items is None or self._items.empty()):
             return None
         return await self._queue.get()
 
     def get_nowait(self) -> Item | None:
+        if self._items is None:
+            return None
         try:
             return self._queue.get_nowait()
         except asyncio.QueueEmpty:
             return None
+
+    def take_queued(self) -> list[Item]:
+        """Everything queued so far, and the queue itself: for an owner about to set a listener."""
+        items: list[Item] = []
+        while (item := self.get_nowait()) is not None:
+            items.append(item)
+        if not self.closed:
+            self._items = None
+        return items
 
     def __aiter__(self) -> AsyncIterator[Item]:
         return self._iterate()

@@ -8,7 +8,6 @@ catch-up runs is neither lost nor sent twice.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +58,7 @@ class Feed:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
-        self._ready: deque[Event] = deque()
+        self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
         self._store: Store | None = None
         self._service: GameService | None = None
 
@@ -93,7 +92,7 @@ class Feed:
             if item is None:
                 return None
             await self._take(item)
-        return self._ready.popleft()
+        return self._ready.pop(0)
 
     async def ready(self) -> list[Event]:
         """Events already waiting, without waiting for more."""
@@ -104,7 +103,10 @@ class Feed:
         return out
 
     def listen(self, listener: Callable[[Item], None]) -> None:
-        """Have each bus item handed to `listener` as it is published (see `accept`)."""
+        """Have each bus item handed to `listener` as it is published (see `accept`), starting
+        with any published since the feed opened (during the catch-up's read, say)."""
+        for item in self._sub.take_queued():
+            listener(item)
         self._sub.listener = listener
 
     def accept(self, item: Item) -> tuple[bool, Event | None]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -60,3 +61,18 @@ def identity_for(game_code: str, token: str | None, session: Mapping[str, Any], 
     if games:
         raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
     raise ArcaneError(ErrorCode.AUTH_REQUIRED, "join the game first, or send your player token")
+
+
+SESSION_COOKIE = "arcane_session"
+
+
+def cookie_session(raw: str, load: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
+    """The signed session from a raw Cookie header, outside Quart's request (sockets, streams)."""
+    if not raw:
+        return {}
+    try:
+        cookie = SimpleCookie(raw)
+    except CookieError:
+        return {}
+    morsel = cookie.get(SESSION_COOKIE)
+    return (load(morsel.value) or {}) if morsel else {}

@@ -21,11 +21,12 @@ from arcane.config import Settings
 from arcane.feed import Feed
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
-from arcane.identity import Tokens
+from arcane.identity import SESSION_COOKIE, Tokens
 from arcane.limits import Limiter, LocalLimiter
 from arcane.presence import Presence
 from arcane.realtime.handlers import Realtime
 from arcane.realtime.server import create_server
+from arcane.slim import slim_hypercorn
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
@@ -92,7 +93,7 @@ def create_quart(settings: Settings) -> Quart:
     app.secret_key = settings.resolved_secret_key()
     app.config.update(
         MAX_CONTENT_LENGTH=64 * 1024,
-        SESSION_COOKIE_NAME="arcane_session",
+        SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
     )
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     # SQLite runs in aiosqlite's threads; under load the busy event loop would keep each of
     # them waiting up to the default 5 ms for the GIL at every statement.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    slim_hypercorn()  # 4 KB less on every open connection
     # Without Redis: one process, the memory bus, presence and limits kept here.
     cluster = Cluster(settings) if settings.redis_url else None
     bus = cluster.bus if cluster else Bus()
@@ -140,7 +142,8 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
         await runtime.stop()
 
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
-    asgi = socketio.ASGIApp(sio, other_asgi_app=quart_app)
+    streams = fallback.SseRoute(quart_app, lambda: runtime, _session_loader(quart_app))
+    asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     asgi.quart = quart_app  # type: ignore[attr-defined]
     asgi.runtime = runtime  # type: ignore[attr-defined]
     return asgi

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from arcane.fallback import longpoll, sse
+from arcane.fallback import longpoll
+from arcane.fallback.sse import SseRoute
 
-__all__ = ["blueprint"]
+__all__ = ["SseRoute", "blueprint"]
 
+# Server-Sent Events are served by SseRoute, in front of Quart; long-polling by Quart.
 blueprint = Blueprint("fallback", __name__)
-blueprint.register_blueprint(sse.blueprint)
 blueprint.register_blueprint(longpoll.blueprint)

@@ -72,12 +72,13 @@ class Delivery:
         self._conn = conn
         self._room = room
         self._limit = limit
-        self._waiting: deque[Item | _Accepted] = deque()
+        self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
         self._socket = sio.eio.sockets.get(conn.eio_sid)
-        room.feed.listen(self._on_item)
         # Created now, first run after the join handler returns: its ack goes out before the catch-up.
         self._task: asyncio.Task[None] | None = asyncio.create_task(self._run(first), name=f"feed-{conn.sid}")
         room.pump = self._task
+        # After the task: items published during the catch-up's read wait behind it.
+        room.feed.listen(self._on_item)
 
     def _on_item(self, item: Item) -> None:
         if self._task is None:
@@ -88,6 +89,8 @@ class Delivery:
                 item = _Accepted(event)  # taken, but Engine.IO wants its async path for it
             self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
             self._room.pump = self._task
+        if self._waiting is None:
+            self._waiting = deque()
         self._waiting.append(item)
         if len(self._waiting) > self._limit:
             log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
@@ -117,13 +120,15 @@ class Delivery:
                         await emit(self._sio, self._conn, event)
                 else:
                     await emit(self._sio, self._conn, first.sync_event(self._room.ident.game_code))
-            while self._waiting:
+            while self._waiting:  # None or empty: nothing behind
                 item = self._waiting.popleft()
                 events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
                 for event in events:
                     await emit(self._sio, self._conn, event)
         finally:
             self._task = None
+            if not self._waiting:
+                self._waiting = None
 
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:

@@ -29,6 +29,8 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from wsproto.connection import ConnectionState
 
+from arcane.slim import SlimQueue
+
 try:
     from hypercorn.asyncio.tcp_server import TCPServer
     from hypercorn.protocol.h11 import H11Protocol
@@ -63,11 +65,17 @@ def packet_frame(pkt: eio_packet.Packet) -> bytes:
     return binary_frame(encoded) if isinstance(encoded, bytes) else text_frame(encoded.encode())
 
 
-class SocketQueue(asyncio.Queue):  # type: ignore[type-arg]
-    """An Engine.IO socket's send queue that writes a packet at once when none is ahead of it."""
+class SocketQueue(SlimQueue):
+    """An Engine.IO socket's send queue that writes a packet at once when none is ahead of it.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    It stands in for the `asyncio.Queue` Engine.IO makes per socket (the methods Engine.IO
+    uses, the same semantics), slim while empty, which is nearly always.
+    """
+
+    __slots__ = ("ws", "taken")
+
+    def __init__(self) -> None:
+        super().__init__()
         self.ws: DirectWebSocket | None = None
         self.taken = 0  # packets the writer took from this queue and has not written yet
 
@@ -90,7 +98,7 @@ class SocketQueue(asyncio.Queue):  # type: ignore[type-arg]
         return item
 
     def _clear(self) -> bool:
-        return self.taken == 0 and not self._queue  # type: ignore[attr-defined]
+        return self.taken == 0 and self.empty()
 
 
 class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]

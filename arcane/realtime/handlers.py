@@ -7,7 +7,6 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 
 from socketio.exceptions import ConnectionRefusedError
@@ -16,7 +15,7 @@ from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import Event
 from arcane.feed import Feed
 from arcane.game.service import normalize_code
-from arcane.identity import session_games
+from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
 from arcane.realtime.server import ACK_WANTED
 
@@ -92,23 +91,16 @@ class Realtime:
                 token_identity = self.rt.tokens.read(token)
             except ArcaneError as error:
                 raise ConnectionRefusedError(error.message, error.to_dict()) from None
-        games = session_games(self._cookie_session(environ))
+        games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
         if token_identity is None and not games:
             error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
             raise ConnectionRefusedError(error.message, error.to_dict())
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.connections[sid] = Connection(sid, eio_sid, games, token_identity)
-
-    def _cookie_session(self, environ: dict[str, Any]) -> dict[str, Any]:
-        raw = environ.get("HTTP_COOKIE", "")
-        if not raw:
-            return {}
-        try:
-            cookie = SimpleCookie(raw)
-        except CookieError:
-            return {}
-        morsel = cookie.get("arcane_session")
-        return (self._load_session(morsel.value) or {}) if morsel else {}
+        # python-socketio keeps the handshake's environ for the socket's whole life: its
+        # headers and request-body reader (a class made per request) are 4 KB a connection.
+        for key in [key for key in environ if key.startswith("HTTP_") or key == "wsgi.input"]:
+            del environ[key]
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         if reason == self.sio.reason.CLIENT_DISCONNECT:

@@ -1,0 +1,168 @@
+"""An `asyncio.Queue` and an event that cost next to nothing while nobody uses them.
+
+Every connection has a queue or two that are empty nearly all the time. An
+`asyncio.Queue` keeps three deques and an `asyncio.Event` (a fourth deque) from the
+start: 3 KB on each idle connection, and an `asyncio.Event` alone is 0.9 KB. These
+make their containers on first use and drop them after; they offer the same methods,
+with the same meaning. `slim_hypercorn()` has hypercorn use them for its per-request
+queue and per-connection event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+
+class SlimQueue:
+    __slots__ = ("_maxsize", "_items", "_getters", "_putters", "_unfinished", "_joiners")
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._maxsize = maxsize
+        self._items: deque[Any] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+        self._putters: list[asyncio.Future[None]] | None = None
+        self._unfinished = 0
+        self._joiners: list[asyncio.Future[None]] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self._maxsize <= self.qsize()
+
+    def put_nowait(self, item: Any) -> None:
+        if self.full():
+            raise asyncio.QueueFull
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        self._unfinished += 1
+        _wake(self._getters)  # each getter checks again, so a cancelled one loses no item
+
+    async def put(self, item: Any) -> None:
+        while self.full():
+            waiter = asyncio.get_running_loop().create_future()
+            if self._putters is None:
+                self._putters = []
+            self._putters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self._putters is not None:
+                    self._putters.remove(waiter)
+                    if not self._putters:
+                        self._putters = None
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        _wake(self._putters)
+        return item
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if self._getters is not None:
+                    self._getters.remove(waiter)
+                    if not self._getters:
+                        self._getters = None
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            _wake(self._joiners)
+            self._joiners = None
+
+    async def join(self) -> None:
+        if self._unfinished:
+            waiter = asyncio.get_running_loop().create_future()
+            if self._joiners is None:
+                self._joiners = []
+            self._joiners.append(waiter)
+            await waiter
+
+
+def _wake(waiters: list[asyncio.Future[None]] | None) -> None:
+    for waiter in waiters or ():
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class SlimEvent:
+    """hypercorn's event interface (`hypercorn.typing.Event`): async set/clear/wait, is_set."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    async def clear(self) -> None:
+        self._set = False
+
+    async def set(self) -> None:
+        self._set = True
+        _wake(self._waiters)
+        self._waiters = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self._waiters is not None and waiter in self._waiters:
+                self._waiters.remove(waiter)
+                if not self._waiters:
+                    self._waiters = None
+
+
+def slim_hypercorn() -> None:
+    """Hypercorn gives each request (each websocket, each SSE stream) an `asyncio.Queue`
+    for what the app receives, and each connection an `asyncio.Event`: make them slim.
+    The event class is hypercorn's own setting (`WorkerContext.event_class`); the queue
+    is made in `TaskGroup.spawn_app`, replaced here by hypercorn 0.18's own code with only
+    the queue's class changed."""
+    from functools import partial
+
+    from hypercorn.asyncio import task_group, worker_context
+
+    worker_context.WorkerContext.event_class = SlimEvent
+
+    async def spawn_app(self: Any, app: Any, config: Any, scope: Any, send: Any) -> Any:
+        app_queue = SlimQueue(config.max_app_queue_size)
+
+        def _call_soon(func: Any, *args: Any) -> Any:
+            future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
+            return future.result()
+
+        self.spawn(task_group._handle, app, config, scope, app_queue.get, send,
+                   partial(self._loop.run_in_executor, None), _call_soon)
+        return app_queue.put
+
+    task_group.TaskGroup.spawn_app = spawn_app

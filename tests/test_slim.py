@@ -1,0 +1,74 @@
+"""SlimQueue and SlimEvent behave as asyncio's queue and event do, where we use them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from arcane.slim import SlimEvent, SlimQueue
+
+
+async def test_a_slim_queue_is_fifo_bounded_and_wakes_its_getters_and_putters() -> None:
+    queue = SlimQueue(2)
+    queue.put_nowait("a")
+    await queue.put("b")
+    assert queue.full() and queue.qsize() == 2
+    with pytest.raises(asyncio.QueueFull):
+        queue.put_nowait("c")
+    blocked = asyncio.ensure_future(queue.put("c"))  # waits for room, as asyncio.Queue.put does
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    assert queue.get_nowait() == "a"
+    await asyncio.wait_for(blocked, 1)
+    assert [await queue.get(), queue.get_nowait()] == ["b", "c"] and queue.empty()
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("d")
+    assert await asyncio.wait_for(waiting, 1) == "d"
+
+
+async def test_a_getter_cancelled_as_an_item_arrives_leaves_it_for_the_next() -> None:
+    queue = SlimQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("only")
+    first.cancel()
+    assert await asyncio.wait_for(second, 1) == "only"
+    assert first.cancelled() and queue.empty()
+
+
+async def test_join_waits_for_every_item_to_be_done() -> None:
+    queue = SlimQueue()
+    await queue.join()  # nothing put: returns at once
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    joined = asyncio.ensure_future(queue.join())
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()
+
+
+async def test_a_slim_event_wakes_every_waiter_and_can_be_cleared() -> None:
+    event = SlimEvent()
+    waiters = [asyncio.ensure_future(event.wait()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters) and not event.is_set()
+    await event.set()
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    await event.wait()  # already set: at once
+    await event.clear()
+    again = asyncio.ensure_future(event.wait())
+    await asyncio.sleep(0.01)
+    assert not again.done()
+    again.cancel()
