@@ -168,3 +168,54 @@ async def test_a_packet_skips_the_queue_only_when_nothing_is_ahead_of_it() -> No
     queue.taken = 0
     queue.put_message("F", frame["F"])
     assert conn.frames == [frame["A"], frame["F"]] and queue.empty()
+
+
+async def test_a_client_that_stops_reading_is_cut_past_the_stream_buffer_and_resumes(tmp_path: Path) -> None:
+    async with serving(tmp_path, stream_buffer=50, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        raw = await RawSocketIO.open(server.port, bram.token)
+        ack_id = await raw.call("join_game_room", {"game_code": bram.game_code})
+        assert (await raw.message()).startswith(f"43{ack_id}[")
+        queue = only_queue(server)
+        dragons = "\U0001F409" * 490
+        sent = 0
+        while server.runtime.realtime.connections and sent < 3000:
+            assert (await ann.post("/chat", {"text": f"{sent:05d}{dragons}"})).status_code == 201
+            assert queue.qsize() <= 50, "the server kept queueing for a client that reads nothing"
+            sent += 1
+        assert await _gone(server), "the slow client was not cut"
+        for _ in range(100):  # and more after the cut, for him to resume
+            assert (await ann.post("/chat", {"text": f"{sent:05d}{dragons}"})).status_code == 201
+            sent += 1
+        last = f"{sent - 1:05d}"
+
+        # He reads what was sent before the cut, then resumes from his cursor with the rest.
+        seen: list[int] = []
+        try:
+            while True:
+                packet = await asyncio.wait_for(raw.message(), 10)
+                if packet.startswith("42"):
+                    name, data = json.loads(packet[2:])
+                    if "seq" in data:
+                        seen.append(data["seq"])
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            pass
+        await raw.close()
+        cursor = seen[-1] if seen else 0  # what was unread when the connection dropped is lost
+        assert seen == list(range(seen[0], cursor + 1)) if seen else True
+        back = await socket_for(bram, last_seq=cursor)
+        assert back.join_ack["recovered"] is True
+        await back.wait_event("chat_message", text=f"{last}{dragons}")
+        texts = [d["text"][:5] for e, d in back.received if e == "chat_message"]
+        assert texts[-1] == last and texts == [f"{i:05d}" for i in range(sent - len(texts), sent)]
+        await back.close()
+        await ann.close()
+        await bram.close()
+
+
+async def _gone(server: LiveServer) -> bool:
+    for _ in range(100):
+        if not server.runtime.realtime.connections:
+            return True
+        await asyncio.sleep(0.05)
+    return False

@@ -93,11 +93,24 @@ class Delivery:
             self._waiting = deque()
         self._waiting.append(item)
         if len(self._waiting) > self._limit:
-            log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
-                        self._conn.sid, self._room.ident.game_code)
-            self._room.feed.close()
+            self._fall_behind()
+
+    def _fall_behind(self) -> None:
+        """More than `limit` events wait for this client: cut it; it resumes from its cursor."""
+        log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
+                    self._conn.sid, self._room.ident.game_code)
+        self._room.feed.close()
+        if self._waiting:
             self._waiting.clear()
+        socket = self._socket
+        if socket is None:
             asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
+            return
+        # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
+        queue = socket.queue
+        if isinstance(queue, direct.SocketQueue) and queue.ws is not None:
+            queue.ws.abort()
+        asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
 
     def _send_now(self, event: Event) -> bool:
         """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
@@ -106,6 +119,9 @@ class Delivery:
             return False  # let Engine.IO's own send notice the dead client and close it
         queue = socket.queue
         if isinstance(queue, direct.SocketQueue):
+            if queue.qsize() >= self._limit:  # a client that stopped reading
+                self._fall_behind()
+                return True
             queue.put_message(event.socketio_packet(), event.ws_frame())
         else:
             queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, data=event.socketio_packet()))

@@ -157,6 +157,11 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         transport.write(frame)
         return True
 
+    def abort(self) -> None:
+        """Drop the connection now, unsent frames and all (a client that stopped reading)."""
+        if self._transport is not None:
+            self._transport.abort()
+
     async def send(self, message: str | bytes) -> None:
         """Engine.IO's writer: a packet it took from the queue."""
         queue = self.socket.queue if self.socket is not None else None
