@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
+from arcane.recent import RecentEvents
 from arcane.slim import SlimQueue
 
 
@@ -105,15 +106,21 @@ class Bus:
 
     def __init__(self) -> None:
         self._by_game: dict[str | None, set[Subscription]] = {}
+        # Set by the runtime: the last events of each game, for catch-ups (arcane/recent.py).
+        self.recent: RecentEvents | None = None
 
     def publish(self, events: Iterable[Event]) -> None:
         for event in events:
+            if self.recent is not None:
+                self.recent.record(event)
             for key in (event.game_code, None):
                 for sub in tuple(self._by_game.get(key, ())):
                     sub.deliver(event)
 
     def resync(self, game_code: str | None = None) -> None:
         """Tell subscribers (of one game, or all) to look in the log for missed events."""
+        if self.recent is not None:
+            self.recent.forget(game_code)
         for key, subs in tuple(self._by_game.items()):
             if game_code is None or key == game_code:
                 for sub in tuple(subs):

@@ -16,6 +16,7 @@ from arcane.bus import Bus, Item, Resync, Subscription
 from arcane.events import Event
 from arcane.game.records import Identity
 from arcane.game.service import GameService
+from arcane.recent import RecentEvents
 from arcane.store import Store
 
 
@@ -33,9 +34,17 @@ class CatchUp:
         return Event(game_code, "reconnect_sync", self.sync | {"recovered": False})
 
 
-async def catch_up(store: Store, service: GameService, ident: Identity, after: int | None) -> CatchUp:
-    """Every visible event after `after`, provably complete, or the caller's view instead."""
+async def catch_up(store: Store, service: GameService, ident: Identity, after: int | None,
+                   recent: RecentEvents | None = None) -> CatchUp:
+    """Every visible event after `after`, provably complete, or the caller's view instead.
+
+    From memory when `recent` holds everything after `after` (the usual reconnect or
+    poll), else from the log."""
     if after is not None and after >= 0:
+        known = recent.since(ident.game_code, after, ident.player_id) if recent is not None else None
+        if known is not None:
+            last, events = known
+            return CatchUp(True, last, events, None)
         found = await store.log_since(ident.game_code, after, ident.player_id)
         if found is not None:
             _, last, events = found
@@ -58,6 +67,7 @@ class Feed:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
+        self._recent = bus.recent
         self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
         self._store: Store | None = None
         self._service: GameService | None = None
@@ -72,7 +82,7 @@ class Feed:
 
     async def start(self, store: Store, service: GameService, after: int | None) -> CatchUp:
         self._store, self._service = store, service
-        result = await catch_up(store, service, self.ident, after)
+        result = await catch_up(store, service, self.ident, after, self._recent)
         self.cursor = result.seq
         return result
 
