@@ -113,7 +113,6 @@ def create_quart(settings: Settings) -> Quart:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(legacy.blueprint)
     app.register_blueprint(pages.blueprint)
-    app.register_blueprint(fallback.blueprint)
     errors.register(app)
     return app
 
@@ -157,7 +156,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
         await runtime.stop()
 
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
-    streams = fallback.SseRoute(quart_app, lambda: runtime, _session_loader(quart_app))
+    streams = fallback.FallbackRoutes(quart_app, lambda: runtime, _session_loader(quart_app))
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     asgi.quart = quart_app  # type: ignore[attr-defined]
     asgi.runtime = runtime  # type: ignore[attr-defined]

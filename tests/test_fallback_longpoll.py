@@ -262,3 +262,21 @@ async def a_lapsed_poll_lease_changes_nothing_while_a_stream_is_open(
         assert await presence.online(ann.game_code) == {ann.player_id}
     finally:
         await stream.close()
+
+
+async def test_a_poller_that_goes_while_waiting_releases_its_feed_at_once(server: LiveServer) -> None:
+    (ann,) = await seat_party(server, ["Ann"])
+    bus = server.runtime.bus
+    poller = Poller(ann, timeout=30)
+    await poller.poll()  # the snapshot; the next poll waits
+
+    async def subscribers(count: int) -> None:
+        while bus.subscriber_count(ann.game_code) != count:
+            await asyncio.sleep(0.02)
+
+    waiting = asyncio.create_task(poller.poll())
+    await asyncio.wait_for(subscribers(1), 5)
+    waiting.cancel()
+    await poller.client.aclose()  # the client is gone, 30 s before its poll would end
+    await asyncio.wait_for(subscribers(0), 2)
+    await ann.close()

@@ -7,13 +7,6 @@ client. They deliver; they never invent game events.
 
 from __future__ import annotations
 
-from quart import Blueprint
+from arcane.fallback.bare import FallbackRoutes
 
-from arcane.fallback import longpoll
-from arcane.fallback.sse import SseRoute
-
-__all__ = ["SseRoute", "blueprint"]
-
-# Server-Sent Events are served by SseRoute, in front of Quart; long-polling by Quart.
-blueprint = Blueprint("fallback", __name__)
-blueprint.register_blueprint(longpoll.blueprint)
+__all__ = ["FallbackRoutes"]

@@ -1,26 +1,28 @@
 """Long-polling: `GET /api/games/<code>/poll?after=N&timeout=S`, one answer per request.
 
 Stateless: the cursor travels with the request and the events come from the log
-and the bus, so any server process can answer any poll.
+and the bus, so any server process can answer any poll. Served by the bare ASGI
+front of arcane/fallback/bare.py, not by Quart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from quart import Blueprint, Response, request
+from typing import TYPE_CHECKING
 
 from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
+from arcane.fallback.bare import Caller, Receive, Request, Send, disconnected, respond_json
 from arcane.fallback.following import follow, parse_cursor
-from arcane.routes.common import caller, runtime
 
-blueprint = Blueprint("longpoll", __name__)
+if TYPE_CHECKING:
+    from arcane.runtime import Runtime
 
 # A poller is online while it comes back within two of its timeouts; a timeout of
 # 0 (short polling) still gets 2 * LEASE_FLOOR seconds to return.
@@ -42,13 +44,11 @@ class Item:
                 f'"data":{self.event.data_json()}}}')
 
 
-@blueprint.get("/api/games/<code>/poll")
-async def poll(code: str) -> Response:
-    ident, member = await caller(code, allow_query_token=True)
-    rt = runtime()
-    after = after_param()
-    timeout = timeout_param(rt.settings)
-    client = client_param()
+async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+    ident, member = await caller(rt, code, request)
+    after = after_param(request.arg("after"))
+    timeout = timeout_param(request.arg("timeout"), rt.settings)
+    client = client_param(request.arg("client_id"))
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
         # another tab that is still waiting out a long poll.
@@ -63,11 +63,17 @@ async def poll(code: str) -> Response:
             items = [Item(start.seq, start.sync_event(ident.game_code))]
         items += [Item(e.seq, e) for e in await feed.ready()]
         if not items:
-            event = await feed.next(timeout=timeout)
+            # Waiting: a client that goes meanwhile ends the wait (and its feed) at once.
+            gone = asyncio.ensure_future(disconnected(receive))
+            gone.add_done_callback(lambda _: feed.close())
+            try:
+                event = await feed.next(timeout=timeout)
+            finally:
+                gone.cancel()
             if event is not None:
                 items = [Item(e.seq, e) for e in (event, *await feed.ready())]
         body = answer(items, last_seq=feed.cursor, recovered=start.recovered)
-    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
 
 
 def answer(items: Sequence[Item], *, last_seq: int, recovered: bool) -> str:
@@ -75,8 +81,7 @@ def answer(items: Sequence[Item], *, last_seq: int, recovered: bool) -> str:
     return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{json.dumps(recovered)}}}'
 
 
-def after_param() -> int | None:
-    raw = request.args.get("after")
+def after_param(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     after = parse_cursor(raw)
@@ -85,8 +90,7 @@ def after_param() -> int | None:
     return after
 
 
-def timeout_param(settings: Settings) -> float:
-    raw = request.args.get("timeout")
+def timeout_param(raw: str | None, settings: Settings) -> float:
     if raw is None or raw == "":
         return min(settings.poll_timeout, settings.poll_timeout_max)
     try:
@@ -98,8 +102,7 @@ def timeout_param(settings: Settings) -> float:
     return min(value, settings.poll_timeout_max)
 
 
-def client_param() -> str:
-    raw = request.args.get("client_id")
+def client_param(raw: str | None) -> str:
     if raw is None or raw == "":
         return DEFAULT_CLIENT
     if not CLIENT_ID.match(raw):

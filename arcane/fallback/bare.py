@@ -1,0 +1,114 @@
+"""The fallback transports' routes, served by a bare ASGI handler in front of Quart.
+
+`GET /api/games/<code>/events` (SSE) and `GET /api/games/<code>/poll` (long-poll) are
+the routes a crowd of clients holds open or hits again and again. They answer exactly
+as the Quart routes do (the same credentials, the same JSON errors), without Quart's
+request and app contexts, its tasks and its parsed request objects: an open stream
+costs a third of the memory, and a poll a fraction of the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from arcane.errors import ArcaneError, ErrorCode
+from arcane.game.records import Identity, Member
+from arcane.game.service import normalize_code
+from arcane.identity import cookie_session, identity_for
+
+if TYPE_CHECKING:
+    from arcane.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PATH = re.compile(r"/api/games/([^/]+)/(events|poll)")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the fallback routes read of a request; not kept once they have read it."""
+
+    headers: dict[str, str]
+    query: dict[str, list[str]]
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+class FallbackRoutes:
+    """SSE and long-poll themselves; every other request goes on to `app` (Quart)."""
+
+    def __init__(self, app: ASGIApp, runtime: Callable[[], Runtime],
+                 load_session: Callable[[str], dict[str, Any] | None]) -> None:
+        self.app = app
+        self._runtime = runtime
+        self._load_session = load_session
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        from arcane.fallback import longpoll, sse
+
+        rt = self._runtime()
+        serve = sse.serve if match.group(2) == "events" else longpoll.serve
+        try:
+            await serve(rt, self._caller, match.group(1), _request(scope), receive, send)
+        except ArcaneError as error:
+            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}))
+        except Exception:
+            log.exception("unhandled error on GET %s", scope.get("path"))
+            error = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
+            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}))
+
+    async def _caller(self, rt: Runtime, code: str, request: Request) -> tuple[Identity, Member]:
+        """`routes.common.caller(allow_query_token=True)`, from the raw request."""
+        code = normalize_code(code)
+        token = _bearer(request.headers.get("authorization", "")) or request.arg("token") or None
+        session = cookie_session(request.headers.get("cookie", ""), self._load_session)
+        try:
+            ident = identity_for(code, token, session, rt.tokens)
+        except ArcaneError:
+            await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
+            raise
+        return ident, await rt.service.member(ident)
+
+
+Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
+
+
+async def respond_json(send: Send, status: int, body: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    data = body.encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def disconnected(receive: Receive) -> None:
+    """Returns when the client has gone (hypercorn reports it to `receive`)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _request(scope: Scope) -> Request:
+    headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", ())}
+    return Request(headers, parse_qs(scope.get("query_string", b"").decode("latin1"), keep_blank_values=True))
+
+
+def _bearer(header: str) -> str | None:
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
