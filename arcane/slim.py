@@ -46,17 +46,7 @@ class SlimQueue:
 
     async def put(self, item: Any) -> None:
         while self.full():
-            waiter = asyncio.get_running_loop().create_future()
-            if self._putters is None:
-                self._putters = []
-            self._putters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if self._putters is not None:
-                    self._putters.remove(waiter)
-                    if not self._putters:
-                        self._putters = None
+            await self._park("_putters")
         self.put_nowait(item)
 
     def get_nowait(self) -> Any:
@@ -70,18 +60,23 @@ class SlimQueue:
 
     async def get(self) -> Any:
         while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if self._getters is not None:
-                    self._getters.remove(waiter)
-                    if not self._getters:
-                        self._getters = None
+            await self._park("_getters")
         return self.get_nowait()
+
+    async def _park(self, waiters: str) -> None:
+        """Wait to be woken through the list in slot `waiters`, made for the wait and dropped after."""
+        waiter = asyncio.get_running_loop().create_future()
+        parked: list[asyncio.Future[None]] | None = getattr(self, waiters)
+        if parked is None:
+            parked = []
+            setattr(self, waiters, parked)
+        parked.append(waiter)
+        try:
+            await waiter
+        finally:
+            parked.remove(waiter)
+            if not parked and getattr(self, waiters) is parked:
+                setattr(self, waiters, None)
 
     def task_done(self) -> None:
         if self._unfinished <= 0:
@@ -89,15 +84,10 @@ class SlimQueue:
         self._unfinished -= 1
         if self._unfinished == 0:
             _wake(self._joiners)
-            self._joiners = None
 
     async def join(self) -> None:
-        if self._unfinished:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._joiners is None:
-                self._joiners = []
-            self._joiners.append(waiter)
-            await waiter
+        while self._unfinished:
+            await self._park("_joiners")
 
 
 def _wake(waiters: list[asyncio.Future[None]] | None) -> None:

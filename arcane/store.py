@@ -423,14 +423,7 @@ class Store:
         conn = self._writer
         if conn is None:
             raise RuntimeError("store is not open")
-        self._waiting += 1
-        try:
-            await self._lock.acquire()
-        except BaseException:
-            self._waiting -= 1
-            self._flush_if_abandoned()
-            raise
-        self._waiting -= 1
+        await self._acquire_writer()
         batch: _Batch | None = None
         joined = False
         try:
@@ -493,14 +486,7 @@ class Store:
     async def _run_queued(self) -> None:
         try:
             while self._queued:
-                self._waiting += 1  # an open batch of transaction() actions waits for these
-                try:
-                    await self._lock.acquire()
-                except BaseException:
-                    self._waiting -= 1
-                    self._flush_if_abandoned()
-                    raise
-                self._waiting -= 1
+                await self._acquire_writer()
                 try:
                     jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
                     await _uninterrupted(self._run_jobs(jobs))
@@ -539,6 +525,17 @@ class Store:
         for (_, _, future), result in zip(jobs, results):
             if not future.done():
                 future.set_result(result)
+
+    async def _acquire_writer(self) -> None:
+        """The writer lock, counted in `_waiting` meanwhile: an open batch is left open for us."""
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            self._waiting -= 1
+            self._flush_if_abandoned()
+            raise
+        self._waiting -= 1
 
     async def _finish_action(self, conn: aiosqlite.Connection, batch: _Batch) -> None:
         """RELEASE the action's savepoint, and COMMIT when nobody waits to join: one trip."""

@@ -289,7 +289,8 @@ async def test_unknown_routes_and_methods_answer_in_the_error_shape(server: Live
                          ("GET", "/definitely/not/a/page")):
         await refused(server, [host], lambda: stranger.request(method, path), 404, "NOT_FOUND")
     for method, path in (("GET", f"/api/games/{code}/start"), ("DELETE", f"/api/games/{code}"),
-                         ("PUT", "/api/games"), ("GET", f"/api/games/{code}/chat"), ("GET", "/api/make_choice")):
+                         ("PUT", "/api/games"), ("GET", f"/api/games/{code}/chat"), ("GET", "/api/make_choice"),
+                         ("POST", f"/api/games/{code}/events"), ("POST", f"/api/games/{code}/poll")):
         await refused(server, [host], lambda: host.client.request(method, path), 405, "METHOD_NOT_ALLOWED")
     # Bodies beyond the server's limit are refused before they are read.
     await refused(server, [host], lambda: host.post("/chat", {"text": "x" * 70_000}), 413, "PAYLOAD_TOO_LARGE")

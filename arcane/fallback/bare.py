@@ -19,8 +19,8 @@ from urllib.parse import parse_qs
 
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
-from arcane.game.service import normalize_code
-from arcane.identity import cookie_session, identity_for
+from arcane.identity import cookie_session
+from arcane.routes.common import bearer, seat_of
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -58,8 +58,12 @@ class FallbackRoutes:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
-        if match is None or scope["method"] != "GET":
+        if match is None:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "GET":
+            error = ArcaneError(ErrorCode.METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.")
+            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}), [(b"allow", b"GET")])
             return
         from arcane.fallback import longpoll, sse
 
@@ -76,15 +80,9 @@ class FallbackRoutes:
 
     async def _caller(self, rt: Runtime, code: str, request: Request) -> tuple[Identity, Member]:
         """`routes.common.caller(allow_query_token=True)`, from the raw request."""
-        code = normalize_code(code)
-        token = _bearer(request.headers.get("authorization", "")) or request.arg("token") or None
+        token = bearer(request.headers.get("authorization", "")) or request.arg("token") or None
         session = cookie_session(request.headers.get("cookie", ""), self._load_session)
-        try:
-            ident = identity_for(code, token, session, rt.tokens)
-        except ArcaneError:
-            await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
-            raise
-        return ident, await rt.service.member(ident)
+        return await seat_of(rt, code, token, session)
 
 
 Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
@@ -106,9 +104,3 @@ async def disconnected(receive: Receive) -> None:
 def _request(scope: Scope) -> Request:
     headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", ())}
     return Request(headers, parse_qs(scope.get("query_string", b"").decode("latin1"), keep_blank_values=True))
-
-
-def _bearer(header: str) -> str | None:
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from quart import current_app, request, session
@@ -29,23 +30,32 @@ async def json_body() -> dict[str, Any]:
     return body
 
 
-def bearer_token(*, allow_query: bool = False) -> str | None:
-    header = request.headers.get("Authorization", "")
+def bearer(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    if allow_query:
-        return request.args.get("token") or None
     return None
+
+
+def bearer_token(*, allow_query: bool = False) -> str | None:
+    token = bearer(request.headers.get("Authorization", ""))
+    if token is None and allow_query:
+        return request.args.get("token") or None
+    return token
 
 
 async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identity, Member]:
     """The caller's seat in game `code`, by bearer token or session cookie."""
+    return await seat_of(runtime(), code, bearer_token(allow_query=allow_query_token), session)
+
+
+async def seat_of(rt: Any, code: str, token: str | None, session: Mapping[str, Any]) -> tuple[Identity, Member]:
+    """`caller` for any transport: the seat that the token (else the session) gives in `code`."""
     from arcane.identity import identity_for
 
-    rt = runtime()
     code = normalize_code(code)
     try:
-        ident = identity_for(code, bearer_token(allow_query=allow_query_token), session, rt.tokens)
+        ident = identity_for(code, token, session, rt.tokens)
     except ArcaneError:
         await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
         raise
