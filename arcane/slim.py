@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 
 class SlimQueue:
-    __slots__ = ("_maxsize", "_items", "_getters", "_putters", "_unfinished", "_joiners")
+    __slots__ = ("_maxsize", "_items", "_getters", "_putters", "_unfinished", "_joiners", "on_put")
 
     def __init__(self, maxsize: int = 0) -> None:
         self._maxsize = maxsize
+        # Called after each put, for an owner that wants to hear of an item without a task
+        # waiting on get() (an SSE stream watching for the client's disconnect).
+        self.on_put: Callable[[], None] | None = None
         self._items: deque[Any] | None = None
         self._getters: list[asyncio.Future[None]] | None = None
         self._putters: list[asyncio.Future[None]] | None = None
@@ -43,6 +47,8 @@ class SlimQueue:
         self._items.append(item)
         self._unfinished += 1
         _wake(self._getters)  # each getter checks again, so a cancelled one loses no item
+        if self.on_put is not None:
+            self.on_put()
 
     async def put(self, item: Any) -> None:
         while self.full():

@@ -9,6 +9,7 @@ costs a third of the memory, and a poll a fraction of the CPU.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
 from arcane.identity import cookie_session
 from arcane.routes.common import bearer, seat_of
+from arcane.slim import SlimQueue
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -95,8 +97,33 @@ async def respond_json(send: Send, status: int, body: str, headers: list[tuple[b
     await send({"type": "http.response.body", "body": data})
 
 
-async def disconnected(receive: Receive) -> None:
-    """Returns when the client has gone (hypercorn reports it to `receive`)."""
+def on_disconnect(receive: Receive, gone: Callable[[], None]) -> Callable[[], None]:
+    """Have `gone()` called when the client goes (hypercorn reports it to `receive`); returns
+    the call that stops watching.
+
+    Under hypercorn, `receive` is our SlimQueue's `get` (arcane/slim.py): the watch is a
+    callback on it, not a task per open stream. Elsewhere, a task waits on `receive`.
+    """
+    queue = getattr(receive, "__self__", None)
+    if isinstance(queue, SlimQueue):
+        def heard() -> None:
+            while not queue.empty():
+                if queue.get_nowait()["type"] == "http.disconnect":
+                    gone()
+
+        heard()  # the request's own (empty) body is already there
+
+        def stop() -> None:
+            queue.on_put = None
+
+        queue.on_put = heard
+        return stop
+    task = asyncio.ensure_future(_disconnected(receive))
+    task.add_done_callback(lambda _: gone())
+    return task.cancel
+
+
+async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
 

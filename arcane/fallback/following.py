@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from arcane.feed import Feed
@@ -13,23 +11,30 @@ if TYPE_CHECKING:
     from arcane.runtime import Runtime
 
 
-@asynccontextmanager
-async def follow(rt: Runtime, ident: Identity) -> AsyncIterator[Feed]:
+class Following:
     """A bounded feed of `ident`'s game, closed when the request ends or shutdown begins.
 
     Closing the feed wakes whoever waits on it (`Feed.next` answers None with
     `feed.closed` set), so an open stream or a waiting poll ends promptly and
-    hypercorn is not held up.
+    hypercorn is not held up. A class rather than a generator-based context manager:
+    an open stream keeps no generator frame for it.
     """
-    feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
-    if rt.closing.is_set():
-        feed.close()
-    rt.followers.add(feed)  # a set, not a task per stream: begin_shutdown closes them all
-    try:
-        yield feed
-    finally:
-        rt.followers.discard(feed)
-        feed.close()
+
+    __slots__ = ("_rt", "_feed")
+
+    def __init__(self, rt: Runtime, ident: Identity) -> None:
+        self._rt = rt
+        self._feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
+
+    async def __aenter__(self) -> Feed:
+        if self._rt.closing.is_set():
+            self._feed.close()
+        self._rt.followers.add(self._feed)  # a set, not a task per stream: begin_shutdown closes them all
+        return self._feed
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._rt.followers.discard(self._feed)
+        self._feed.close()
 
 
 def parse_cursor(raw: str | None) -> int | None:

@@ -7,7 +7,6 @@ front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING
 from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
-from arcane.fallback.bare import Caller, Receive, Request, Send, disconnected, respond_json
-from arcane.fallback.following import follow, parse_cursor
+from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, respond_json
+from arcane.fallback.following import Following, parse_cursor
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -55,7 +54,7 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
         rt.presence.touch(ident.game_code, ident.player_id, member.name,
                           conn_id=f"poll:{ident.player_id}:{client}",
                           lease=2 * max(timeout, LEASE_FLOOR))
-    async with follow(rt, ident) as feed:
+    async with Following(rt, ident) as feed:
         start = await feed.start(rt.store, rt.service, after)
         if start.recovered:
             items = [Item(e.seq, e) for e in start.events]
@@ -64,12 +63,11 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
         items += [Item(e.seq, e) for e in await feed.ready()]
         if not items:
             # Waiting: a client that goes meanwhile ends the wait (and its feed) at once.
-            gone = asyncio.ensure_future(disconnected(receive))
-            gone.add_done_callback(lambda _: feed.close())
+            unwatch = on_disconnect(receive, feed.close)
             try:
                 event = await feed.next(timeout=timeout)
             finally:
-                gone.cancel()
+                unwatch()
             if event is not None:
                 items = [Item(e.seq, e) for e in (event, *await feed.ready())]
         body = answer(items, last_seq=feed.cursor, recovered=start.recovered)

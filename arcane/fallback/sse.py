@@ -7,14 +7,13 @@ Served by the bare ASGI front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from arcane.events import Event
-from arcane.fallback.bare import Caller, Receive, Request, Send, disconnected
-from arcane.fallback.following import follow, parse_cursor
+from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
+from arcane.fallback.following import Following, parse_cursor
 from arcane.game.records import Identity, Member
 
 if TYPE_CHECKING:
@@ -53,36 +52,35 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
     resumes from its id), or when sending fails.
     """
     conn_id = f"sse:{secrets.token_hex(8)}"
-
-    async def body(data: bytes) -> None:
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-
-    async with follow(rt, ident) as feed:
-        gone = asyncio.ensure_future(disconnected(receive))
-        gone.add_done_callback(lambda _: feed.close())
+    async with Following(rt, ident) as feed:
+        unwatch = on_disconnect(receive, feed.close)
         if member.is_player:
             rt.presence.connect(ident.game_code, ident.player_id, member.name, conn_id)
         try:
-            await body(f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
+            await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
             start = await feed.start(rt.store, rt.service, after)
             if not start.recovered:
-                await body(frame(start.sync_event(ident.game_code), seq=start.seq))
+                await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
             elif start.events:
-                await body(frames(start.events))
+                await _body(send, frames(start.events))
             del start  # the catch-up is sent: an open stream keeps none of it
             while True:
                 event = await feed.next(timeout=rt.settings.sse_heartbeat)
                 if event is not None:
-                    await body(frames([event, *await feed.ready()]))
+                    await _body(send, frames([event, *await feed.ready()]))
                 elif feed.closed:
                     break
                 else:
-                    await body(HEARTBEAT)
+                    await _body(send, HEARTBEAT)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            gone.cancel()
+            unwatch()
             if member.is_player:
                 rt.presence.disconnect(ident.game_code, ident.player_id, conn_id)
+
+
+async def _body(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 def frame(event: Event, *, seq: int | None = None) -> bytes:
