@@ -320,12 +320,18 @@ async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
         server.close()
 
 
-async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none_of_the_others(
-    tmp_path: Path,
-) -> None:
+async def store_counting_commits(tmp_path: Path) -> tuple[Store, Recorder, list[int]]:
+    """A store whose commits are recorded, and counted (events per commit)."""
     store, recorder = await open_store(tmp_path / "codex.db")
     commits: list[int] = []
     store.on_commit = lambda events: (commits.append(len(events)), recorder(events))  # type: ignore[func-returns-value]
+    return store, recorder, commits
+
+
+async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none_of_the_others(
+    tmp_path: Path,
+) -> None:
+    store, recorder, commits = await store_counting_commits(tmp_path)
     try:
         await new_game(store)
         commits.clear()
@@ -366,9 +372,7 @@ def _broken(db: arcane.store.Writes, items: list[int]) -> list[Any]:
 
 
 async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(tmp_path: Path) -> None:
-    store, recorder = await open_store(tmp_path / "codex.db")
-    commits: list[int] = []
-    store.on_commit = lambda events: (commits.append(len(events)), recorder(events))  # type: ignore[func-returns-value]
+    store, recorder, commits = await store_counting_commits(tmp_path)
     try:
         await new_game(store)
         commits.clear()
