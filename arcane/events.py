@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from arcane.realtime.direct import text_frame
 
 ROOM = "room"
 EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
@@ -73,14 +72,12 @@ class Event:
             self._cache["json"] = json.dumps(self.data(), separators=(",", ":"))
         return self._cache["json"]
 
+    def cached(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()`, computed once per event however many recipients ask (encodings)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def socketio_packet(self) -> str:
         """The Socket.IO EVENT packet for the default namespace, encoded once per event."""
-        if "sio" not in self._cache:
-            self._cache["sio"] = f'2[{json.dumps(self.name)},{self.data_json()}]'
-        return self._cache["sio"]
-
-    def ws_frame(self) -> bytes:
-        """The websocket frame of the Engine.IO MESSAGE that carries `socketio_packet()`."""
-        if "frame" not in self._cache:
-            self._cache["frame"] = text_frame(("4" + self.socketio_packet()).encode())
-        return self._cache["frame"]
+        return self.cached("sio", lambda: f'2[{json.dumps(self.name)},{self.data_json()}]')  # type: ignore[no-any-return]

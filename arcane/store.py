@@ -202,6 +202,12 @@ def _append(db: sqlite3.Connection, game_code: str, name: str, audience: str, pa
     return int(row[0]), int(row[1])
 
 
+def _prune(db: sqlite3.Connection, game_code: str, new_floor: int) -> None:
+    """Drop a game's events up to `new_floor`, which becomes its log floor (retention)."""
+    db.execute("DELETE FROM events WHERE game_code = ? AND seq <= ?", (game_code, new_floor))
+    db.execute("UPDATE games SET log_floor = ? WHERE code = ?", (new_floor, game_code))
+
+
 class Writes:
     """The writer connection on its own thread, inside a transaction (`Store.run`).
 
@@ -248,8 +254,7 @@ class Writes:
         for code, seq in last.items():
             new_floor = seq - self._retention
             if new_floor > bounds[code][1]:
-                self._db.execute("DELETE FROM events WHERE game_code = ? AND seq <= ?", (code, new_floor))
-                self._db.execute("UPDATE games SET log_floor = ? WHERE code = ?", (new_floor, code))
+                _prune(self._db, code, new_floor)
         self.events.extend(events)
         return events
 
@@ -330,12 +335,7 @@ class Transaction:
         for game_code, (last_seq, floor) in self._floors.items():
             new_floor = last_seq - self._retention
             if new_floor > floor:
-                await self.execute(
-                    "DELETE FROM events WHERE game_code = ? AND seq <= ?", (game_code, new_floor)
-                )
-                await self.execute(
-                    "UPDATE games SET log_floor = ? WHERE code = ?", (new_floor, game_code)
-                )
+                await _in_thread(self._conn, _prune, game_code, new_floor)
 
 
 def _lock_file(path: Path) -> IO[bytes]:

@@ -8,8 +8,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from engineio import packet as engineio_packet
-
 from arcane.bus import Item
 from arcane.events import Event
 from arcane.feed import CatchUp, Feed
@@ -107,9 +105,8 @@ class Delivery:
             asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
             return
         # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
-        queue = socket.queue
-        if isinstance(queue, direct.SocketQueue) and queue.ws is not None:
-            queue.ws.abort()
+        if socket.queue.ws is not None:
+            socket.queue.ws.abort()
         asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
 
     def _send_now(self, event: Event) -> bool:
@@ -117,14 +114,11 @@ class Delivery:
         socket = self._socket
         if not direct.socket_alive(self._sio.eio, socket):
             return False  # let Engine.IO's own send notice the dead client and close it
-        queue = socket.queue
-        if isinstance(queue, direct.SocketQueue):
-            if queue.qsize() >= self._limit:  # a client that stopped reading
-                self._fall_behind()
-                return True
-            queue.put_message(event.socketio_packet(), event.ws_frame())
+        queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
+        if queue.qsize() >= self._limit:  # a client that stopped reading
+            self._fall_behind()
         else:
-            queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, data=event.socketio_packet()))
+            queue.put_message(event.socketio_packet(), direct.event_frame(event))
         return True
 
     async def _run(self, first: CatchUp | None) -> None:

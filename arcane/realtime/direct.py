@@ -29,6 +29,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from wsproto.connection import ConnectionState
 
+from arcane.events import Event
 from arcane.slim import SlimQueue
 
 try:
@@ -60,9 +61,18 @@ def _header(first: int, size: int) -> bytes:
     return struct.pack("!BBQ", first, 127, size)
 
 
-def packet_frame(pkt: eio_packet.Packet) -> bytes:
-    encoded = pkt.encode()
+def frame_of(encoded: str | bytes) -> bytes:
+    """The frame Engine.IO's driver would send for an encoded packet: text, or binary for bytes."""
     return binary_frame(encoded) if isinstance(encoded, bytes) else text_frame(encoded.encode())
+
+
+def packet_frame(pkt: eio_packet.Packet) -> bytes:
+    return frame_of(pkt.encode())
+
+
+def event_frame(event: Event) -> bytes:
+    """The frame of the Engine.IO MESSAGE carrying `event.socketio_packet()`, made once per event."""
+    return event.cached("frame", lambda: text_frame(("4" + event.socketio_packet()).encode()))  # type: ignore[no-any-return]
 
 
 class SocketQueue(SlimQueue):
@@ -167,8 +177,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         queue = self.socket.queue if self.socket is not None else None
         if isinstance(queue, SocketQueue) and queue.taken:
             queue.taken -= 1
-        frame = binary_frame(message) if isinstance(message, bytes) else text_frame(message.encode())
-        if self.write(frame):
+        if self.write(frame_of(message)):
             return
         self._slow += 1
         try:
