@@ -16,13 +16,29 @@ SESSION_CURRENT = "current_game"
 
 
 class Tokens:
+    # Tokens already verified, so a client that sends its token with every request (each
+    # long-poll, each stream) is checked once: a token's signature never changes verdict
+    # while the key stays the same, and the key is fixed for the process's life.
+    VERIFIED_MAX = 16_384
+
     def __init__(self, secret_key: str) -> None:
         self._serializer = URLSafeSerializer(secret_key, salt="arcane-player-token")
+        self._verified: dict[str, Identity] = {}
 
     def issue(self, game_code: str, player_id: str) -> str:
         return self._serializer.dumps({"g": game_code, "p": player_id})
 
     def read(self, token: str) -> Identity:
+        ident = self._verified.get(token)
+        if ident is not None:
+            return ident
+        ident = self._verify(token)
+        if len(self._verified) >= self.VERIFIED_MAX:
+            self._verified.clear()
+        self._verified[token] = ident
+        return ident
+
+    def _verify(self, token: str) -> Identity:
         try:
             data = self._serializer.loads(token)
         except BadSignature as exc:

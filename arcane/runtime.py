@@ -15,6 +15,7 @@ import socketio
 from quart import Quart
 
 from arcane import fallback
+from arcane import loop as event_loop
 from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster
@@ -117,8 +118,22 @@ def create_quart(settings: Settings) -> Quart:
     return app
 
 
+def _log_to_stderr() -> None:
+    """Our own INFO lines (what the server serves, Redis coming and going) reach the
+    operator beside hypercorn's, unless the host has set up logging itself."""
+    ours = logging.getLogger("arcane")
+    if ours.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
+                                           "%Y-%m-%d %H:%M:%S %z"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+
+
 def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> socketio.ASGIApp:
     settings = settings or Settings.from_env()
+    _log_to_stderr()
     # SQLite runs in aiosqlite's threads; under load the busy event loop would keep each of
     # them waiting up to the default 5 ms for the GIL at every statement.
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -148,7 +163,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
             log.error("hypercorn runs %d worker processes but ARCANE_REDIS_URL is not set: each "
                       "worker only sees its own events. Set ARCANE_REDIS_URL, or run one worker.",
                       shutdown.hypercorn_workers())
-        log.info("serving with database %s%s", settings.database,
+        log.info("serving with database %s on %s's event loop%s", settings.database, event_loop.kind(asyncio.get_running_loop()),
                  f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 
     @quart_app.after_serving

@@ -21,6 +21,8 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from arcane import loop as event_loop
+
 POLL_SECONDS = 0.1
 
 
@@ -36,18 +38,15 @@ def watch(callback: Callable[[], None]) -> asyncio.Task[None] | None:
 
 def _chain_signals(callback: Callable[[], None]) -> bool:
     loop = asyncio.get_running_loop()
-    handlers = getattr(loop, "_signal_handlers", None)
-    if not isinstance(handlers, dict):
-        return False
     chained = False
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = handlers.get(sig)
+        previous = event_loop.signal_handler(loop, sig)
         if previous is None:
             continue
 
-        def handler(previous: asyncio.Handle = previous) -> None:
+        def handler(previous: Callable[[], None] = previous) -> None:
             callback()
-            previous._run()
+            previous()
 
         loop.add_signal_handler(sig, handler)
         chained = True

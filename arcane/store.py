@@ -8,6 +8,7 @@ while the writer lock is still held, so they are published in seq order.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fcntl
 import sqlite3
 import json
@@ -16,13 +17,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import aiosqlite
 
 from arcane.events import ROOM, Event, player_audience
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 Row = aiosqlite.Row
 # The store whose snapshot the current task is inside, if any.
 _snapshot_owner: ContextVar[Store | None] = ContextVar("arcane_store_snapshot", default=None)
@@ -671,3 +674,60 @@ class Store:
             Event(game_code, r["event"], json.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
             for r in rows
         ]
+
+
+class KeyedReads(Generic[K, V]):
+    """Reads by key that arrive together share one trip to the reader.
+
+    The store reads one statement at a time (its reader is one connection, and a
+    snapshot must not see others' statements), so under a crowd of requests that each
+    read one row by key (every poll and stream resolves its caller's seat) each would
+    wait for all those before it. Instead the keys asked for while a read is under way
+    are read together by the next one: `read(store, keys)` answers {key: value} for the
+    keys it finds. A read begins after the request that asks for it, so it sees every
+    write committed before the request, as a read of its own would.
+    """
+
+    def __init__(self, store: Store, read: Callable[[Store, list[K]], Awaitable[dict[K, V]]]) -> None:
+        self._store = store
+        self._read = read
+        self._asked: dict[K, list[asyncio.Future[V | None]]] = {}
+        self._reading: asyncio.Task[None] | None = None
+
+    async def get(self, key: K) -> V | None:
+        if _snapshot_owner.get() is self._store:
+            # Inside this task's snapshot: read in it (another task would wait for its end).
+            return (await self._read(self._store, [key])).get(key)
+        answer: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        self._asked.setdefault(key, []).append(answer)
+        if self._reading is None:
+            # A context of its own: the trip serves every asker, and belongs to none of them.
+            self._reading = asyncio.create_task(self._read_all(), context=contextvars.Context())
+        return await answer
+
+    async def _read_all(self) -> None:
+        batch: dict[K, list[asyncio.Future[V | None]]] = {}
+        try:
+            while self._asked:
+                batch, self._asked = self._asked, {}
+                try:
+                    found = await self._read(self._store, list(batch))
+                except Exception as exc:
+                    for answer in _open(batch):
+                        answer.set_exception(exc)
+                else:
+                    for key, answers in batch.items():
+                        for answer in _open({key: answers}):
+                            answer.set_result(found.get(key))
+                batch = {}
+        finally:
+            self._reading = None
+            # Cancelled (the server is stopping): nobody is left waiting for an answer.
+            for answer in (*_open(batch), *_open(self._asked)):
+                answer.cancel()
+            self._asked = {}
+
+
+def _open(batch: dict[Any, list[asyncio.Future[T]]]) -> list[asyncio.Future[T]]:
+    """The futures of `batch` still waiting for an answer (an asker may have been cancelled)."""
+    return [answer for answers in batch.values() for answer in answers if not answer.done()]

@@ -35,15 +35,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=[["--workers", "1"], ["--workers", "0"]], ids=["worker-process", "single-process"])
+# (hypercorn's --workers, ARCANE_EVENT_LOOP): the signal handlers to chain differ with each.
+@pytest.fixture(params=[("1", "uvloop"), ("0", "uvloop"), ("0", "asyncio")],
+                ids=["worker-process", "single-process", "single-process-asyncio-loop"])
 async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Process]:
     port = free_port()
-    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_PRESENCE_GRACE": "0.2"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{port}",
-        "--graceful-timeout", str(GRACEFUL_TIMEOUT), *request.param,
-        env=env, cwd=str(Path(__file__).resolve().parent.parent),
-    )
+    workers, loop = request.param
+    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_PRESENCE_GRACE": "0.2",
+                        "ARCANE_EVENT_LOOP": loop}
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", str(GRACEFUL_TIMEOUT), "--workers", workers, "--log-level", "INFO",
+            env=env, cwd=str(Path(__file__).resolve().parent.parent), stderr=output,
+        )
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url) as client:
         for _ in range(300):
@@ -55,6 +61,7 @@ async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         else:
             proc.kill()
             raise AssertionError("hypercorn arcane:app did not start")
+    assert f"on {loop}'s event loop" in log.read_text(), log.read_text()
     try:
         yield Process(url, proc)
     finally:

@@ -93,6 +93,16 @@ def _member(row: Any) -> Member:
 _MEMBER_COLUMNS = "player_id, name, role, is_host, position, player_class, divine_favor, questions"
 
 
+async def load_members_by_key(db: Reader, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:
+    """The members with these (game_code, player_id), in one statement."""
+    rows = await db.fetchall(
+        f"SELECT game_code, {_MEMBER_COLUMNS} FROM players WHERE (game_code, player_id) IN"
+        " (SELECT value->>0, value->>1 FROM json_each(?))",
+        (json.dumps(keys),),
+    )
+    return {(row["game_code"], row["player_id"]): _member(row) for row in rows}
+
+
 async def load_members(db: Reader, code: str) -> list[Member]:
     rows = await db.fetchall(
         f"SELECT {_MEMBER_COLUMNS} FROM players WHERE game_code = ? ORDER BY position", (code,)

@@ -20,11 +20,11 @@ from arcane.game import interrogation
 from arcane.game.content import NPCS, questions
 from arcane.game.records import (
     PLAYER, SPECTATOR, GameRecord, Identity, Member, load_answers, load_choices, load_game,
-    load_history, load_member, load_members, load_scenario,
+    load_history, load_member, load_members, load_members_by_key, load_scenario,
 )
 from arcane.game.resolution import Choice, resolve_turn
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
-from arcane.store import Store, Transaction, Writes
+from arcane.store import KeyedReads, Store, Transaction, Writes
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class GameService:
         self.online = online or _nobody_online
         self._advancing: dict[str, asyncio.Lock] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
+        # Every request resolves its caller's seat: those that come together share a read.
+        self._members: KeyedReads[tuple[str, str], Member] = KeyedReads(store, load_members_by_key)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class GameService:
         return game
 
     async def member(self, ident: Identity) -> Member:
-        member = await load_member(self._store, normalize_code(ident.game_code), ident.player_id)
+        member = await self._members.get((normalize_code(ident.game_code), ident.player_id))
         if member is None:
             await self.require_game(ident.game_code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
