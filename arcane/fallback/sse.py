@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
+from arcane.wire import ChunkWriter
 from arcane.fallback.following import Following, parse_cursor
 from arcane.game.records import Identity, Member
 
@@ -58,6 +59,7 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
             rt.presence.connect(ident.game_code, ident.player_id, member.name, conn_id)
         try:
             await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
+            send = ChunkWriter.over(send)  # the headers are out: the body's chunks may go direct
             start = await feed.start(rt.store, rt.service, after)
             if not start.recovered:
                 await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
@@ -79,7 +81,9 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
                 rt.presence.disconnect(ident.game_code, ident.player_id, conn_id)
 
 
-async def _body(send: Send, data: bytes) -> None:
+async def _body(send: Send | ChunkWriter, data: bytes) -> None:
+    if isinstance(send, ChunkWriter) and send.write(data):
+        return
     await send({"type": "http.response.body", "body": data, "more_body": True})
 
 

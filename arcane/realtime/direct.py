@@ -13,14 +13,13 @@ is written whole by one `transport.write` call, so frames never interleave with 
 control frames hypercorn writes itself. Only MESSAGE packets skip the queue: Engine.IO's
 writer must still see its pings, or it times out and closes the socket.
 
-This reaches into hypercorn's websocket stream and Engine.IO's socket queue (both
+This reaches into hypercorn's websocket stream (arcane/wire.py) and Engine.IO's socket queue (both
 pinned in pyproject.toml). Anywhere the pieces are not what is expected (another
 server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own driver.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import time
 from typing import Any
@@ -32,16 +31,12 @@ from wsproto.connection import ConnectionState
 from arcane.events import Event
 from arcane.slim import SlimQueue
 
+from arcane.wire import Connection, connection_of
+
 try:
-    from hypercorn.asyncio.tcp_server import TCPServer
-    from hypercorn.protocol.h11 import H11Protocol
     from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 except ImportError:  # pragma: no cover - not served by hypercorn
-    TCPServer = H11Protocol = WSStream = ASGIWebsocketState = None  # type: ignore[assignment,misc]
-
-# Above this many unsent bytes a client is reading slowly: packets queue and the writer
-# awaits the drain, as Engine.IO's own path does.
-HIGH_WATER = 64 * 1024
+    WSStream = ASGIWebsocketState = None  # type: ignore[assignment,misc]
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -117,8 +112,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
     def __init__(self, handler: Any, server: Any) -> None:
         super().__init__(handler, server)
         self.socket = getattr(handler, "__self__", None)
-        self._stream: Any = None
-        self._transport: asyncio.WriteTransport | None = None
+        self._connection: Connection | None = None  # hypercorn's, when it is what we expect
         self._slow = 0  # writes waiting on a slow client's drain
 
     async def __call__(self, environ: dict[str, Any]) -> str:
@@ -127,7 +121,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         await self.asgi_send({"type": "websocket.accept"})
         queue = getattr(self.socket, "queue", None)
         if isinstance(queue, SocketQueue):
-            self._find_transport()
+            self._connection = connection_of(self.asgi_send, WSStream) if WSStream is not None else None
             queue.ws = self
         try:
             await self.handler(self)
@@ -136,41 +130,26 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
                 queue.ws = None
         return ""
 
-    def _find_transport(self) -> None:
-        """ASGI send -> hypercorn's WSStream -> H11Protocol -> TCPServer -> transport."""
-        if WSStream is None:
-            return
-        stream = getattr(self.asgi_send, "__self__", None)
-        if not isinstance(stream, WSStream):
-            return
-        protocol = getattr(stream.send, "__self__", None)
-        if not isinstance(protocol, H11Protocol) or protocol.ssl:
-            return
-        server = getattr(protocol.send, "__self__", None)
-        if not isinstance(server, TCPServer):
-            return
-        self._stream = stream
-        self._transport = server.writer.transport
-
     def upgraded(self) -> bool:
         socket = self.socket
         return bool(socket.upgraded) and not socket.upgrading
 
     def write(self, frame: bytes) -> bool:
         """Write a whole frame now if the connection is open and keeping up; else False."""
-        transport, stream = self._transport, self._stream
-        if (transport is None or self._slow or not self.upgraded() or transport.is_closing()
-                or stream.closed or stream.state != ASGIWebsocketState.CONNECTED
-                or stream.connection.state != ConnectionState.OPEN
-                or transport.get_write_buffer_size() > HIGH_WATER):
+        connection = self._connection
+        if connection is None or self._slow or not self.upgraded() or not connection.clear():
             return False
-        transport.write(frame)
+        stream = connection.stream
+        if (stream.closed or stream.state != ASGIWebsocketState.CONNECTED
+                or stream.connection.state != ConnectionState.OPEN):
+            return False
+        connection.transport.write(frame)
         return True
 
     def abort(self) -> None:
         """Drop the connection now, unsent frames and all (a client that stopped reading)."""
-        if self._transport is not None:
-            self._transport.abort()
+        if self._connection is not None:
+            self._connection.transport.abort()
 
     async def send(self, message: str | bytes) -> None:
         """Engine.IO's writer: a packet it took from the queue."""

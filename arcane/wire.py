@@ -1,0 +1,103 @@
+"""Hypercorn's connection behind an ASGI `send`, for writing to its transport directly.
+
+Hypercorn passes every message the app sends through its stream, protocol and server
+objects (h11 or wsproto, a lock, a drain): for one small frame or chunk that costs more
+than the rest of a delivery. Where the bytes are simple to frame (an unmasked websocket
+frame, an HTTP/1.1 body chunk) and nothing of hypercorn's waits to be written ahead of
+them, they are written to the transport at once instead (realtime/direct.py, and
+`ChunkWriter` below for SSE).
+
+This reaches into hypercorn 0.18's objects (pinned in pyproject.toml). Anywhere they are
+not what is expected (another server, HTTP/2, TLS), `connection_of` answers None and
+everything goes through hypercorn as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from h11._writers import ChunkedWriter
+    from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+except ImportError:  # pragma: no cover - not served by hypercorn
+    ChunkedWriter = TCPServer = H11Protocol = HTTPStream = ASGIHTTPState = None  # type: ignore[assignment,misc]
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+# Above this many unsent bytes a client is reading slowly: writes go through hypercorn
+# again, which awaits the drain.
+HIGH_WATER = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    stream: Any  # hypercorn's WSStream or HTTPStream: the request
+    protocol: Any  # H11Protocol: the connection's HTTP/1.1 state
+    server: Any  # TCPServer: the socket, its transport and its send lock
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        return self.server.writer.transport  # type: ignore[no-any-return]
+
+    def clear(self) -> bool:
+        """Nothing of hypercorn's waits to be written, and the client keeps up."""
+        transport = self.transport
+        return (not self.server.send_lock.locked() and not transport.is_closing()
+                and transport.get_write_buffer_size() <= HIGH_WATER)
+
+
+def connection_of(send: Any, stream_type: Any) -> Connection | None:
+    """ASGI send -> hypercorn's `stream_type` -> H11Protocol (not TLS) -> TCPServer."""
+    if TCPServer is None:
+        return None
+    stream = getattr(send, "__self__", None)
+    if not isinstance(stream, stream_type):
+        return None
+    protocol = getattr(stream.send, "__self__", None)
+    if not isinstance(protocol, H11Protocol) or protocol.ssl:
+        return None
+    server = getattr(protocol.send, "__self__", None)
+    if not isinstance(server, TCPServer):
+        return None
+    return Connection(stream, protocol, server)
+
+
+class ChunkWriter:
+    """A streamed HTTP/1.1 response's `send`, whose body chunks may skip hypercorn.
+
+    Once the headers are out, `write(data)` puts a whole chunk (`<size>CRLF<data>CRLF`;
+    h11 keeps no count of a chunked body) on the transport, when `Connection.clear()`;
+    otherwise it answers False and the caller sends the chunk through hypercorn as
+    before, which waits for a slow client. Calling the writer is hypercorn's `send`:
+    the end of the body goes that way, so h11 ends the response as usual.
+    """
+
+    __slots__ = ("_send", "_connection")
+
+    def __init__(self, send: Send, connection: Connection) -> None:
+        self._send = send
+        self._connection = connection
+
+    @classmethod
+    def over(cls, send: Send) -> Send:
+        """A ChunkWriter for `send` when its response is chunked over plain HTTP/1.1; else `send`."""
+        connection = connection_of(send, HTTPStream)
+        if connection is None or not isinstance(getattr(connection.protocol.connection, "_writer", None),
+                                                 ChunkedWriter):
+            return send
+        return cls(send, connection)
+
+    def write(self, data: bytes) -> bool:
+        connection = self._connection
+        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear():
+            return False
+        connection.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        return True
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        await self._send(message)
