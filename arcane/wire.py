@@ -15,17 +15,22 @@ everything goes through hypercorn as usual.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 try:
+    import h11
     from h11._writers import ChunkedWriter
     from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.protocol.events import StreamClosed
     from hypercorn.protocol.h11 import H11Protocol
     from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+    from hypercorn.utils import suppress_body
 except ImportError:  # pragma: no cover - not served by hypercorn
-    ChunkedWriter = TCPServer = H11Protocol = HTTPStream = ASGIHTTPState = None  # type: ignore[assignment,misc]
+    h11 = ChunkedWriter = TCPServer = StreamClosed = H11Protocol = HTTPStream = ASGIHTTPState = None  # type: ignore
+    suppress_body = None  # type: ignore[assignment]
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -101,3 +106,36 @@ class ChunkWriter:
 
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
         await self._send(message)
+
+
+async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    """A whole response (a long-poll's answer) written to the transport in one piece.
+
+    Hypercorn's own steps for it (`HTTPStream.app_send`, `H11Protocol.stream_send`) are
+    taken in one pass: h11 still frames the response and moves its state, hypercorn adds
+    its headers, logs the request and recycles the connection for the next one; only its
+    three separate writes, locks and drains become one write. Answers False, having sent
+    nothing, where that does not apply (not plain HTTP/1.1 under hypercorn, a response
+    already begun, something of hypercorn's waiting to be written): send as usual then.
+    """
+    connection = connection_of(send, HTTPStream) if HTTPStream is not None else None
+    if connection is None or not connection.clear():
+        return False
+    stream, protocol = connection.stream, connection.protocol
+    state = protocol.connection
+    if stream.closed or stream.state != ASGIHTTPState.REQUEST or state.our_state is not h11.SEND_RESPONSE:
+        return False
+    config = protocol.config
+    headers = [*headers, *config.response_headers("h11")]
+    if protocol.keep_alive_requests >= config.keep_alive_max_requests:
+        headers.append((b"connection", b"close"))
+    data = state.send(h11.Response(status_code=status, headers=headers))
+    if body and not suppress_body(stream.scope["method"], status):
+        data += state.send(h11.Data(data=body))
+    data += state.send(h11.EndOfMessage())
+    connection.transport.write(data)
+    stream.response = {"type": "http.response.start", "status": status, "headers": headers}
+    stream.state = ASGIHTTPState.CLOSED
+    await config.log.access(stream.scope, stream.response, time.time() - stream.start_time)
+    await stream.send(StreamClosed(stream_id=stream.stream_id))
+    return True

@@ -105,3 +105,51 @@ async def test_a_slow_sse_reader_gets_every_event_in_order_whichever_way_each_ch
         raw.close()
         await ann.close()
         await bram.close()
+
+
+async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines[1:] if line)}
+    body = b"" if head_only else await reader.readexactly(int(headers["content-length"]))
+    return status, headers, body
+
+
+async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_next_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from arcane import wire
+
+    ways: list[bool] = []
+    respond = wire.respond
+
+    async def spy(*args: object) -> bool:
+        ways.append(await respond(*args))  # type: ignore[arg-type]
+        return ways[-1]
+
+    monkeypatch.setattr(wire, "respond", spy)
+    async with serving(tmp_path) as server:
+        (ann,) = await seat_party(server, ["Ann"])
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        poll = f"/api/games/{ann.game_code}/poll?after=0&timeout=0"
+
+        def ask(method: str, path: str) -> None:
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ann.token}\r\n\r\n".encode())
+
+        ask("GET", poll)
+        status, headers, body = await read_response(reader)
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert headers["cache-control"] == "no-store" and "date" in headers and headers.get("connection") != "close"
+        assert [e["event"] for e in json.loads(body)["events"]] == ["player_joined"]
+        # On the same connection: a refusal with no body (HEAD), then a poll that waits for news.
+        ask("HEAD", poll)
+        status, headers, _ = await read_response(reader, head_only=True)
+        assert status == 405 and headers["allow"] == "GET" and int(headers["content-length"]) > 0
+        ask("GET", f"/api/games/{ann.game_code}/poll?after=1&timeout=5")
+        await asyncio.sleep(0.2)
+        assert (await ann.post("/chat", {"text": "over the same wire"})).status_code == 201
+        status, _, body = await asyncio.wait_for(read_response(reader), 5)
+        assert status == 200 and json.loads(body)["events"][0]["data"]["text"] == "over the same wire"
+        assert ways == [True, True, True]
+        writer.close()
+        await ann.close()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
 from arcane.identity import cookie_session
@@ -92,8 +93,10 @@ Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
 
 async def respond_json(send: Send, status: int, body: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
     data = body.encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]})
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
+    if await wire.respond(send, status, head, data):  # in one write, under hypercorn
+        return
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
 
 
