@@ -163,7 +163,8 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
             log.error("hypercorn runs %d worker processes but ARCANE_REDIS_URL is not set: each "
                       "worker only sees its own events. Set ARCANE_REDIS_URL, or run one worker.",
                       shutdown.hypercorn_workers())
-        log.info("serving with database %s on %s's event loop%s", settings.database, event_loop.kind(asyncio.get_running_loop()),
+        log.info("serving with database %s on %s's event loop%s", settings.database,
+                 event_loop.kind(asyncio.get_running_loop()),
                  f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 
     @quart_app.after_serving

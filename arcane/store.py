@@ -710,24 +710,24 @@ class KeyedReads(Generic[K, V]):
         try:
             while self._asked:
                 batch, self._asked = self._asked, {}
+                failure: Exception | None = None
                 try:
                     found = await self._read(self._store, list(batch))
                 except Exception as exc:
-                    for answer in _open(batch):
-                        answer.set_exception(exc)
-                else:
-                    for key, answers in batch.items():
-                        for answer in _open({key: answers}):
+                    found, failure = {}, exc
+                for key, answers in batch.items():
+                    for answer in answers:
+                        if answer.done():  # its asker was cancelled
+                            continue
+                        if failure is None:
                             answer.set_result(found.get(key))
+                        else:
+                            answer.set_exception(failure)
                 batch = {}
         finally:
             self._reading = None
             # Cancelled (the server is stopping): nobody is left waiting for an answer.
-            for answer in (*_open(batch), *_open(self._asked)):
-                answer.cancel()
+            for answers in (*batch.values(), *self._asked.values()):
+                for answer in answers:
+                    answer.cancel()
             self._asked = {}
-
-
-def _open(batch: dict[Any, list[asyncio.Future[T]]]) -> list[asyncio.Future[T]]:
-    """The futures of `batch` still waiting for an answer (an asker may have been cancelled)."""
-    return [answer for answers in batch.values() for answer in answers if not answer.done()]

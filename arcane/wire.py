@@ -58,7 +58,7 @@ class Connection:
 
 def connection_of(send: Any, stream_type: Any) -> Connection | None:
     """ASGI send -> hypercorn's `stream_type` -> H11Protocol (not TLS) -> TCPServer."""
-    if TCPServer is None:
+    if TCPServer is None or stream_type is None:
         return None
     stream = getattr(send, "__self__", None)
     if not isinstance(stream, stream_type):
@@ -118,7 +118,7 @@ async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], b
     nothing, where that does not apply (not plain HTTP/1.1 under hypercorn, a response
     already begun, something of hypercorn's waiting to be written): send as usual then.
     """
-    connection = connection_of(send, HTTPStream) if HTTPStream is not None else None
+    connection = connection_of(send, HTTPStream)
     if connection is None or not connection.clear():
         return False
     stream, protocol = connection.stream, connection.protocol

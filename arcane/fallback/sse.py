@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
-from arcane.wire import ChunkWriter
 from arcane.fallback.following import Following, parse_cursor
 from arcane.game.records import Identity, Member
+from arcane.wire import ChunkWriter
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime

@@ -13,8 +13,8 @@ is written whole by one `transport.write` call, so frames never interleave with 
 control frames hypercorn writes itself. Only MESSAGE packets skip the queue: Engine.IO's
 writer must still see its pings, or it times out and closes the socket.
 
-This reaches into hypercorn's websocket stream (arcane/wire.py) and Engine.IO's socket queue (both
-pinned in pyproject.toml). Anywhere the pieces are not what is expected (another
+This reaches into hypercorn's websocket stream (arcane/wire.py) and Engine.IO's socket
+queue (both pinned in pyproject.toml). Anywhere the pieces are not what is expected (another
 server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own driver.
 """
 
@@ -30,7 +30,6 @@ from wsproto.connection import ConnectionState
 
 from arcane.events import Event
 from arcane.slim import SlimQueue
-
 from arcane.wire import Connection, connection_of
 
 try:
@@ -121,7 +120,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         await self.asgi_send({"type": "websocket.accept"})
         queue = getattr(self.socket, "queue", None)
         if isinstance(queue, SocketQueue):
-            self._connection = connection_of(self.asgi_send, WSStream) if WSStream is not None else None
+            self._connection = connection_of(self.asgi_send, WSStream)
             queue.ws = self
         try:
             await self.handler(self)
