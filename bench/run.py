@@ -46,11 +46,14 @@ class Load:
     # Smaller game nights, each on a fresh server: how many players one process keeps within 50 ms.
     night_smaller: tuple[int, ...] = (1000, 500)
     storm_players: int = 2000
+    poll_clients: int = 50
+    poll_seconds: float = 5.0
     settle: float = 3.0  # seconds for memory to settle before it is read
 
 
 SMOKE = Load(fan_clients=8, fan_rooms=2, fan_seconds=1.0, warmup=0.5, idle=8, night_players=8,
-             night_seconds=2.0, night_smaller=(4,), storm_players=8, settle=0.2)
+             night_seconds=2.0, night_smaller=(4,), storm_players=8, poll_clients=2, poll_seconds=1.0,
+             settle=0.2)
 
 
 @dataclass
@@ -194,6 +197,11 @@ def worst_p99(night: dict[str, Any]) -> float:
     return max(max(k["chat"]["p99_ms"] or 0, k["typing"]["p99_ms"] or 0) for k in night["transports"].values())
 
 
+def polls(server: Server, load: Load) -> dict[str, Any]:
+    return drive("polls", {"url": server.url, "clients": load.poll_clients, "duration": load.poll_seconds,
+                           "warmup": min(load.warmup, 1.0)})
+
+
 def storm(server: Server, load: Load) -> dict[str, Any]:
     return drive("storm", {"url": server.url, "games": load.storm_players // 4})
 
@@ -215,6 +223,7 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
                               lambda s, n=players: game_night(s, load, n))
         for players in load.night_smaller}
     results["storm"] = attempt("reconnect storm", catalogue["arcane"], lambda s: storm(s, load))
+    results["polls"] = attempt("long-poll answers", catalogue["arcane"], lambda s: polls(s, load))
     return results
 
 
@@ -284,6 +293,10 @@ def tables(results: dict[str, Any]) -> str:
         chat = {t: k["chat"]["p99_ms"] for t, k in smaller["transports"].items()}
         lines.append(f"| {int(players):,} | {chat.get('websocket')} | {chat.get('sse')} | {chat.get('longpoll')} "
                      f"| {worst_p99(smaller)} |")
+    p = results.get("polls", {"failed": "not run"})
+    lines += ["", "### Long-poll answers per second (keep-alive pollers, each answered at once)", "",
+              "| pollers | answers/s | errors |", "|---|---|---|",
+              f"| failed: {p['failed']} | | |" if "failed" in p else f"| {p['clients']} | {p['polls_per_s']:,} | {p['errors']} |"]
     s = results["storm"]
     if "failed" in s:
         return "\n".join([*lines, "", f"### Reconnect storm: failed: {s['failed']}"])
@@ -432,6 +445,8 @@ comes from one run on one machine: compare the rows with each other, not with ot
   one on SSE, one long-polling in each; every game types then sends one chat line per second.
   Latency from send to receipt, per transport. Then the same at {', '.join(f'{n:,}' for n in load.night_smaller)}
   players, each on a fresh server.
+- **Long-poll answers:** {load.poll_clients} keep-alive pollers ask one game for what they have
+  already seen, with `timeout=0`, for {load.poll_seconds:.0f} s: the cost of a poll itself.
 - **Reconnect storm:** {load.storm_players:,} websocket players drop at once, each game logs a chat line
   meanwhile, all reconnect at once with their `last_seq`; time until every one has rejoined and
   received what it missed.

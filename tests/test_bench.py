@@ -34,10 +34,11 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     smaller = results["gamenight_smaller"]["4"]
     assert smaller["players"] == 4 and all(smaller["chat_deliveries"][t] > 0 for t in smaller["chat_deliveries"])
     assert results["storm"]["complete"] == results["storm"]["players"] == 8
+    assert results["polls"]["polls"] > 0 and results["polls"]["errors"] == 0
 
     report = out.read_text()
     for heading in ("## Targets", "### Fan-out saturation", "### Memory", "### Game night",
-                    "### Game night at fewer players", "### Reconnect storm"):
+                    "### Game night at fewer players", "### Long-poll answers", "### Reconnect storm"):
         assert heading in report
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
     png = out.with_suffix(".png").read_bytes()

@@ -2,7 +2,7 @@
 //
 //   node bench/load/load.mjs <scenario> '<json options>'
 //
-// Scenarios: fanout, gamenight, hold, storm. Each prints JSON lines on stdout: progress
+// Scenarios: fanout, gamenight, hold, storm, polls. Each prints JSON lines on stdout: progress
 // lines {"phase": ...} and one final {"result": {...}}. `hold` waits for a line on stdin
 // between phases so the orchestrator can read the server's memory.
 // Targets: "arcane" (this server's protocol) or "peer" (join / msg, bench/peers/).
@@ -318,6 +318,33 @@ async function gamenight(o) {
   process.exit(0); // long-polls still waiting end with the process
 }
 
+// -- long-poll answers per second ---------------------------------------------------------------
+
+// `clients` keep-alive pollers ask one game again and again for what they have already seen
+// (after=0, timeout=0): every poll is answered at once, so this is the cost of a poll itself.
+async function polls(o) {
+  const [s] = await seat("arcane", o.url, 1, 1);
+  const path = `/api/games/${s.room}/poll?after=0&timeout=0&client_id=bench`;
+  const window = { measuring: false };
+  let running = true;
+  let answered = 0;
+  let errors = 0;
+  const poller = async () => {
+    while (running) {
+      const answer = await request(o.url, path, { token: s.token, agent: streamAgent });
+      if (answer.status !== 200) errors++;
+      else if (window.measuring) answered++;
+    }
+  };
+  const pollers = Array.from({ length: o.clients }, poller);
+  const elapsed = await measureWindow(o, window);
+  running = false;
+  await Promise.all(pollers);
+  out({ result: { scenario: "polls", clients: o.clients, seconds: elapsed, polls: answered,
+    polls_per_s: Math.round(answered / elapsed), errors } });
+  process.exit(0);
+}
+
 // -- 3. idle connections, for memory ----------------------------------------------------------
 
 async function hold(o) {
@@ -405,7 +432,7 @@ async function storm(o) {
   process.exit(0);
 }
 
-const scenarios = { fanout, gamenight, hold, storm };
+const scenarios = { fanout, gamenight, hold, storm, polls };
 const [name, options] = process.argv.slice(2);
 if (!scenarios[name]) {
   console.error(`usage: node load.mjs <${Object.keys(scenarios).join("|")}> '<json options>'`);
