@@ -99,3 +99,28 @@ async def test_inside_a_snapshot_the_read_joins_it_instead_of_waiting_for_its_en
         assert await outside is None
     finally:
         await store.close()
+
+
+async def test_askers_are_not_left_waiting_when_the_reading_itself_is_cancelled(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path / "codex.db")
+    try:
+        gate = asyncio.Event()
+
+        async def read(db: Store, keys: list[str]) -> dict[str, str]:
+            await gate.wait()
+            return {key: key for key in keys}
+
+        reads = KeyedReads(store, read)
+        asked = asyncio.ensure_future(reads.get("a"))
+        await asyncio.sleep(0)
+        queued = asyncio.ensure_future(reads.get("b"))  # for the next trip
+        await asyncio.sleep(0)
+        assert reads._reading is not None
+        reads._reading.cancel()  # what stopping the server does to a trip under way
+        for answer in (asked, queued):
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(answer, 5)
+        gate.set()
+        assert await reads.get("c") == "c"  # and a new ask starts a new trip
+    finally:
+        await store.close()
