@@ -356,7 +356,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
 
     keys = [k for k, v in results["fanout"].items() if "failed" not in v]
     names = [textwrap.fill(LABELS.get(k, k), 16) for k in keys]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right, night) = plt.subplots(1, 3, figsize=(19, 5))
     left.bar(names, [results["fanout"][k]["deliveries_per_s"] for k in keys], color="#6b4fa0")
     left.set_title("Fan-out: deliveries per second (higher is better)")
     left.tick_params(axis="x", labelsize=8)
@@ -367,6 +367,20 @@ def chart(results: dict[str, Any], path: Path) -> None:
     right.set_xticks(list(xs), names, fontsize=8)
     right.set_title("Fan-out: delivery latency, ms (lower is better)")
     right.legend()
+    # Game night: chat p99 per transport against the number of players, with the target.
+    nights = {int(n): r for n, r in results.get("gamenight_smaller", {}).items() if "failed" not in r}
+    if "failed" not in results["gamenight"]:
+        nights[results["gamenight"]["players"]] = results["gamenight"]
+    players = sorted(nights)
+    for transport in ("websocket", "sse", "longpoll"):
+        night.plot(players, [nights[n]["transports"][transport]["chat"]["p99_ms"] or 0 for n in players],
+                   marker="o", label=transport)
+    night.axhline(50, color="grey", linestyle="--", label="target (50 ms)")
+    night.set_yscale("log")
+    night.set_xticks(players, [f"{n:,}" for n in players])
+    night.set_xlabel("players (one server process)")
+    night.set_title("Game night: chat p99 latency, ms (log scale)")
+    night.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -422,7 +436,7 @@ comes from one run on one machine: compare the rows with each other, not with ot
   alone, freshly started, on a loopback port. This server runs as `hypercorn arcane:app` (one
   worker process) on a fresh SQLite file, with its per-player rate limit raised out of the way.
 
-![Fan-out throughput and latency]({png.name})
+![Fan-out throughput and latency; game-night latency by number of players]({png.name})
 
 ## Targets
 
