@@ -27,10 +27,11 @@ try:
     from hypercorn.protocol.events import StreamClosed
     from hypercorn.protocol.h11 import H11Protocol
     from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
+    from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
     from hypercorn.utils import suppress_body
 except ImportError:  # pragma: no cover - not served by hypercorn
     h11 = ChunkedWriter = TCPServer = StreamClosed = H11Protocol = HTTPStream = ASGIHTTPState = None  # type: ignore
-    suppress_body = None  # type: ignore[assignment]
+    WSStream = ASGIWebsocketState = suppress_body = None  # type: ignore[assignment,misc]
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 

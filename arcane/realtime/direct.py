@@ -30,12 +30,7 @@ from wsproto.connection import ConnectionState
 
 from arcane.events import Event
 from arcane.slim import SlimQueue
-from arcane.wire import Connection, connection_of
-
-try:
-    from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
-except ImportError:  # pragma: no cover - not served by hypercorn
-    WSStream = ASGIWebsocketState = None  # type: ignore[assignment,misc]
+from arcane.wire import ASGIWebsocketState, Connection, WSStream, connection_of
 
 
 def text_frame(payload: bytes) -> bytes:
