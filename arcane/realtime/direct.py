@@ -20,10 +20,12 @@ server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own dri
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from typing import Any
 
+from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from wsproto.connection import ConnectionState
@@ -118,7 +120,10 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
             self._connection = connection_of(self.asgi_send, WSStream)
             queue.ws = self
         try:
-            await self.handler(self)
+            if isinstance(queue, SocketQueue) and not self.socket.connected:
+                await websocket_session(self.socket, self)
+            else:  # an upgrade from long-polling: Engine.IO's own handshake and loop
+                await self.handler(self)
         finally:
             if isinstance(queue, SocketQueue) and queue.ws is self:
                 queue.ws = None
@@ -157,6 +162,68 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
             await super().send(message)
         finally:
             self._slow -= 1
+
+
+async def websocket_session(socket: Any, ws: DirectWebSocket) -> None:
+    """Engine.IO's `AsyncSocket._websocket_handler` for a socket that opened on websocket.
+
+    The same steps and outcomes (the writer task for queued packets, the packet size limit,
+    the silence limit of ping interval plus ping timeout, the close at the end), but each
+    incoming message is one wait under a deadline that moves, where Engine.IO makes a task
+    and a `wait_for` for every message: that was a tenth of the event loop under load.
+    """
+    server = socket.server
+    socket.connected = True
+    socket.upgraded = True
+    writer_task = asyncio.ensure_future(_writer(socket, ws))
+    server.logger.info("%s: Upgrade to websocket successful", socket.sid)
+    silence = server.ping_interval + server.ping_timeout
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(None) as deadline:
+        while True:
+            deadline.reschedule(loop.time() + silence)
+            try:
+                data = await ws.wait()
+            except BaseException:  # closed, silent too long, or cancelled: the session ends, as in Engine.IO
+                break
+            deadline.reschedule(None)
+            if data is None or (data and len(data) > server.max_http_buffer_size):
+                break
+            try:
+                pkt = eio_packet.Packet(encoded_packet=data)
+            except Exception:  # not Engine.IO: Engine.IO's loop ends on it too, here without a traceback
+                server.logger.info("%s: malformed packet, closing", socket.sid)
+                break
+            try:
+                await socket.receive(pkt)
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                server.logger.info("Receive error -- socket is closed")
+                break
+            except Exception:
+                server.logger.exception("Unknown receive error")
+    await socket.queue.put(None)  # the writer ends
+    await writer_task
+    await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+async def _writer(socket: Any, ws: DirectWebSocket) -> None:
+    """Engine.IO's writer task: the packets that went through the queue (pings, and any
+    that could not be written at once), in order."""
+    while True:
+        try:
+            packets = await socket.poll()
+        except eio_exceptions.QueueEmpty:
+            break
+        if not packets:
+            break
+        try:
+            for pkt in packets:
+                await ws.send(pkt.encode())
+        except Exception:
+            break
+    await ws.close()
 
 
 def install(eio: Any) -> None:
