@@ -188,6 +188,15 @@ async def seat_party(server: LiveServer, names: list[str]) -> list[Player]:
     return [host, *others]
 
 
+async def sockets_gone(server: LiveServer, seconds: float = 5.0) -> bool:
+    """Every Socket.IO connection of the server has ended (within `seconds`)."""
+    for _ in range(int(seconds / 0.05)):
+        if not server.runtime.realtime.connections:
+            return True
+        await asyncio.sleep(0.05)
+    return not server.runtime.realtime.connections
+
+
 async def play_to_first_turn(party: list[Player]) -> None:
     response = await party[0].post("/start")
     assert response.status_code == 200, response.text

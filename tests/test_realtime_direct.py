@@ -12,7 +12,7 @@ from engineio import packet as eio_packet
 from arcane.realtime.direct import SocketQueue, text_frame
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
-from tests.support import LiveServer, seat_party, serving
+from tests.support import LiveServer, seat_party, serving, sockets_gone
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000}
 
@@ -188,7 +188,7 @@ async def test_a_client_that_stops_reading_is_cut_past_the_stream_buffer_and_res
             assert (await ann.post("/chat", {"text": f"{sent:05d}{dragons}"})).status_code == 201
             assert queued_events(queue) <= 50, "the server kept queueing for a client that reads nothing"
             sent += 1
-        assert await _gone(server), "the slow client was not cut"
+        assert await sockets_gone(server), "the slow client was not cut"
         for _ in range(100):  # and more after the cut, for him to resume
             assert (await ann.post("/chat", {"text": f"{sent:05d}{dragons}"})).status_code == 201
             sent += 1
@@ -216,11 +216,3 @@ async def test_a_client_that_stops_reading_is_cut_past_the_stream_buffer_and_res
         await back.close()
         await ann.close()
         await bram.close()
-
-
-async def _gone(server: LiveServer) -> bool:
-    for _ in range(100):
-        if not server.runtime.realtime.connections:
-            return True
-        await asyncio.sleep(0.05)
-    return False
