@@ -27,6 +27,7 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     for key in ("arcane:typing", "arcane:chat_message", "bare:msg"):
         fan = results["fanout"][key]
         assert fan["deliveries_per_s"] > 0 and fan["p50_ms"] is not None and fan["stalls"] == 0, key
+        assert len(fan["runs"]) == 3 and fan["deliveries_per_s"] == sorted(fan["runs"])[1], fan  # the median run
     assert results["memory"]["arcane"]["ws"] == 8 and results["memory"]["arcane"]["sse"] == 8
     assert results["memory"]["bare"]["ws"] == 8
     night = results["gamenight"]
