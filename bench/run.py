@@ -236,8 +236,9 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median deliveries per second (of those that did not fail), with every
-    run's figure in `runs`; a failure when every run failed."""
+    """The run with the median deliveries per second of those that did not fail (the lower of
+    the middle two for an even count), with every run's figure, or its failure, in `runs`;
+    the last failure when every run failed."""
     done = sorted((r for r in runs if "failed" not in r), key=lambda r: r["deliveries_per_s"])
     if not done:
         return runs[-1]

@@ -4,10 +4,12 @@ Speed is judged by `make bench`, never here: this only checks the harness works.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from tests.support import require_tool
 
@@ -44,3 +46,29 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
     png = out.with_suffix(".png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def _harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fan(per_second: int) -> dict[str, object]:
+    return {"deliveries_per_s": per_second, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0, "stalls": 0}
+
+
+def test_a_failed_fan_out_run_is_listed_and_the_median_is_of_the_runs_that_finished() -> None:
+    harness = _harness()
+    runs = [_fan(900), {"failed": "lost its clients"}, _fan(700), _fan(800)]
+    median = harness.median_run(runs)
+    assert median["deliveries_per_s"] == 800
+    assert median["runs"] == [900, "lost its clients", 700, 800]
+    assert harness.median_run([{"failed": "a"}, {"failed": "b"}]) == {"failed": "b"}
+    results = {"fanout": {"bare:msg": median}, "memory": {}, "gamenight": {"failed": "not run"},
+               "storm": {"failed": "not run"}}
+    row = next(line for line in harness.tables(results).splitlines() if line.startswith("| python-socketio"))
+    assert "| 800 | 900, failed: lost its clients, 700, 800 |" in row
