@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 FAULTS = (RedisError, OSError, asyncio.TimeoutError)
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 OUTBOX_LIMIT = 10_000
+# Connections to Redis per process. More commands at once than this wait for a free one (up to
+# POOL_WAIT seconds): a crowd of rate checks is load, not an outage. redis-py's own pool refuses
+# at once past its limit (100 in redis-py 8), which read as "Redis is down" under a game night.
+POOL_SIZE = 64
+POOL_WAIT = 5.0
 SEPARATOR = "|"
 
 
@@ -64,10 +69,11 @@ class RedisLink:
         self.url = url
         self.prefix = prefix
         # No retries inside the client: each caller decides (resync, local fallback, backoff).
-        self.client = redis.Redis.from_url(
-            url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2, socket_timeout=5,
-            health_check_interval=10, decode_responses=True,
+        self._pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=POOL_WAIT, retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2, socket_timeout=5, health_check_interval=10, decode_responses=True,
         )
+        self.client = redis.Redis(connection_pool=self._pool)
         self.healthy = True
         self._down_since = 0.0
 
@@ -100,6 +106,7 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self._pool.disconnect()  # a pool handed to the client is not the client's to close
 
 
 class RedisBus(Bus):

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import Cluster, RoamingSocket, cluster, on
+from arcane.cluster import POOL_SIZE, RedisLimiter, RedisLink
+from tests.cluster import Cluster, RedisServer, RoamingSocket, cluster, on
 from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseFollower, play_scripted_game
 from tests.support import Player, seat_party
@@ -252,3 +253,25 @@ async def test_sse_and_long_poll_need_no_sticky_sessions(tmp_path: Path) -> None
             await follower.stop()
             await ann.close()
             await bram.close()
+
+
+async def test_more_redis_commands_at_once_than_the_pool_holds_wait_their_turn(tmp_path: Path) -> None:
+    """A crowd of rate checks at one moment is load, not an outage: none falls back to the
+    process's own limiter, Redis is not reported down, and the process opens no more
+    connections than its pool holds."""
+    server = RedisServer(tmp_path / "redis")
+    await server.start()
+    link = RedisLink(server.url, "crowd")
+    try:
+        limiter = RedisLimiter(link, rate=1000, burst=1000)
+        crowd = 3 * POOL_SIZE
+        answers = await asyncio.gather(*(limiter.allow(f"player{n}") for n in range(crowd)))
+        assert answers == [True] * crowd
+        assert link.healthy, "pool exhaustion was taken for Redis being down"
+        keys = await link.client.keys(link.key("rate", "*"))
+        assert len(keys) == crowd, "every check was made in Redis, none by the local fallback"
+        clients = await link.client.info("clients")
+        assert clients["connected_clients"] <= POOL_SIZE
+    finally:
+        await link.close()
+        await server.kill()
