@@ -42,8 +42,9 @@ FAULTS = (RedisError, OSError, asyncio.TimeoutError)
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 OUTBOX_LIMIT = 10_000
 # Connections to Redis per process. More commands at once than this wait for a free one (up to
-# POOL_WAIT seconds): a crowd of rate checks is load, not an outage. redis-py's own pool refuses
-# at once past its limit (100 in redis-py 8), which read as "Redis is down" under a game night.
+# POOL_WAIT seconds): a crowd of rate checks is load, not an outage. redis-py 8's default pool
+# refuses at once past 100, which read as "Redis is down" in a reconnect storm; older releases
+# opened a connection for every command in flight, without limit.
 POOL_SIZE = 64
 POOL_WAIT = 5.0
 SEPARATOR = "|"
@@ -69,11 +70,10 @@ class RedisLink:
         self.url = url
         self.prefix = prefix
         # No retries inside the client: each caller decides (resync, local fallback, backoff).
-        self._pool = redis.BlockingConnectionPool.from_url(
+        self.client = redis.Redis.from_pool(redis.BlockingConnectionPool.from_url(
             url, max_connections=POOL_SIZE, timeout=POOL_WAIT, retry=Retry(NoBackoff(), 0),
             socket_connect_timeout=2, socket_timeout=5, health_check_interval=10, decode_responses=True,
-        )
-        self.client = redis.Redis(connection_pool=self._pool)
+        ))  # the client owns the pool: closing it closes the pool
         self.healthy = True
         self._down_since = 0.0
 
@@ -106,7 +106,6 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
-        await self._pool.disconnect()  # a pool handed to the client is not the client's to close
 
 
 class RedisBus(Bus):
