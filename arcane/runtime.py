@@ -14,7 +14,7 @@ from typing import Any
 import socketio
 from quart import Quart
 
-from arcane import fallback
+from arcane import fallback, fastlane
 from arcane import loop as event_loop
 from arcane import shutdown
 from arcane.bus import Bus
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     sys.setswitchinterval(SWITCH_INTERVAL)
     gc.set_threshold(*GC_THRESHOLDS)
     slim_hypercorn()  # 4 KB less on every open connection
+    fastlane.install()  # long-polls read and answered without h11
     # Without Redis: one process, the memory bus, presence and limits kept here.
     cluster = Cluster(settings) if settings.redis_url else None
     bus = cluster.bus if cluster else Bus()

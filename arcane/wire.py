@@ -64,8 +64,12 @@ def connection_of(send: Any, stream_type: Any) -> Connection | None:
     stream = getattr(send, "__self__", None)
     if not isinstance(stream, stream_type):
         return None
-    protocol = getattr(stream.send, "__self__", None)
-    if not isinstance(protocol, H11Protocol) or protocol.ssl:
+    return connection_of_protocol(getattr(stream.send, "__self__", None), stream)
+
+
+def connection_of_protocol(protocol: Any, stream: Any = None) -> Connection | None:
+    """H11Protocol (not TLS) -> TCPServer."""
+    if TCPServer is None or not isinstance(protocol, H11Protocol) or protocol.ssl:
         return None
     server = getattr(protocol.send, "__self__", None)
     if not isinstance(server, TCPServer):

@@ -1,0 +1,260 @@
+"""Long-polls read and answered beside h11: the request a crowd of pollers repeats all night.
+
+Every long-poller asks again as soon as it is answered: twice a second each at a game
+night, one request per typing notice and per chat line. Under hypercorn each of those
+requests goes through h11's parser and state machine, an `HTTPStream`, hypercorn's
+request events and its response events again on the way out: in a profile that is more
+than half of a poll's cost, more than the poll's own work.
+
+So on a plain HTTP/1.1 keep-alive connection (hypercorn's `H11Protocol`, no TLS) that is
+between requests, a read that holds exactly one whole, bodiless `GET .../poll` request,
+in the plain form our clients send, is taken here: parsed in a few lines, handed to the
+same ASGI app with the same scope hypercorn would build, and answered with one write.
+h11 never sees it and stays between requests, so the next request on the connection,
+whatever it is, goes the usual way if it is not such a poll. Anything else (a partial
+read, two requests in one read, a body, an upgrade, an odd header, any other route)
+is left to h11 untouched. Hypercorn's own bookkeeping is kept: the keep-alive timer
+stops while a poll is answered and starts again after, the count of requests per
+connection and per worker (`keep_alive_max_requests`, `max_requests`), `connection:
+close` and its closing, shutdown (`context.terminated`), the access log.
+
+This reaches into hypercorn 0.18 (pinned in pyproject.toml), like arcane/wire.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import MutableMapping
+from functools import cache, partial
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+from wsgiref.handlers import format_date_time
+
+from arcane import wire
+from arcane.slim import SlimQueue
+
+try:
+    import h11
+    from hypercorn.events import Closed, RawData, Updated
+    from hypercorn.protocol.h11 import H11Protocol
+except ImportError:  # pragma: no cover - not served by hypercorn
+    h11 = H11Protocol = Closed = RawData = Updated = None  # type: ignore[assignment,misc]
+
+# The request line of a poll: only the route, in its plain form (hypercorn's parser takes
+# any other form, percent-escapes in the path included).
+POLL = re.compile(rb"GET (/api/games/[A-Za-z0-9_-]{1,64}/poll(?:\?[!$&'()*+,./0-9:;=?@A-Z_a-z~%-]*)?) HTTP/1\.1")
+# A header line as h11 reads it, less what h11 also allows and our clients never send
+# (bytes above 0x7e): those requests go to h11.
+HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?)[ \t]*")
+# A request with a body or a change of protocol is h11's.
+NOT_OURS = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect", b"http2-settings"})
+MAX_HEAD = 16 * 1024
+
+
+def parse(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool] | None:
+    """(target, headers with lower-case names, keep-alive) of a read that is one whole poll
+    request and nothing more; None for anything else."""
+    if len(data) > MAX_HEAD or not data.endswith(b"\r\n\r\n"):
+        return None
+    lines = data[:-4].split(b"\r\n")
+    line = POLL.fullmatch(lines[0])
+    if line is None:
+        return None
+    headers = []
+    hosts = 0
+    keep_alive = True
+    for raw in lines[1:]:
+        header = HEADER.fullmatch(raw)  # an empty line (a second request) does not match
+        if header is None:
+            return None
+        name, value = header[1].lower(), header[2]
+        if name in NOT_OURS:
+            return None
+        if name == b"host":
+            hosts += 1
+        elif name == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
+            keep_alive = False
+        headers.append((name, value))
+    if hosts != 1:  # h11 refuses an HTTP/1.1 request without exactly one Host
+        return None
+    return line[1], headers, keep_alive
+
+
+class Poll:
+    """One poll taken from h11: its ASGI `receive` and `send`, and its answer."""
+
+    __slots__ = ("protocol", "target", "headers", "keep_alive", "inbox", "start", "head", "body", "answered",
+                 "disconnected", "done")
+
+    def __init__(self, protocol: Any, target: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.target = target
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.inbox = SlimQueue()
+        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self.start = time.time()
+        self.head: MutableMapping[str, Any] | None = None
+        self.body: list[bytes] = []
+        self.answered = False
+        self.disconnected = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    def gone(self) -> None:
+        """The client went (or hypercorn closed the connection): the app hears it now, and
+        nothing more is written (hypercorn's stream does the same once closed)."""
+        self.disconnected = True
+        if not self.answered:
+            self.inbox.put_nowait({"type": "http.disconnect"})
+
+    async def run(self) -> None:
+        protocol = self.protocol
+        config = protocol.config
+        try:
+            path, _, query = self.target.partition(b"?")
+            scope = {
+                "type": "http", "http_version": "1.1", "asgi": {"spec_version": "2.1", "version": "3.0"},
+                "method": "GET", "scheme": "http", "path": unquote(path.decode("ascii")), "raw_path": path,
+                "query_string": query, "root_path": config.root_path, "headers": self.headers,
+                "client": protocol.client, "server": protocol.server,
+                "state": protocol.connection_state.copy(), "extensions": {},
+            }
+            loop = asyncio.get_running_loop()
+            try:
+                await protocol.app(scope, self.inbox.get, self.send, partial(loop.run_in_executor, None),
+                                   partial(_call_soon, loop))
+            except Exception:
+                await config.log.exception("Error in ASGI Framework")
+            if not self.answered and not self.disconnected:
+                # No answer, or one begun and not finished: hypercorn answers 500 then too.
+                self.head = {"type": "http.response.start", "status": 500, "headers": []}
+                self.keep_alive = False
+                await self._write(500, [(b"content-length", b"0")], b"")
+            await config.log.access(scope, self.head, time.time() - self.start)
+            if self.disconnected:
+                return  # hypercorn is closing the connection already
+            if not self.keep_alive or protocol.context.terminated.is_set():
+                await protocol.send(Closed())
+            else:
+                await protocol.send(Updated(idle=True))
+        finally:
+            protocol.poll = None
+            self.done.set_result(None)
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        if self.answered or self.disconnected:
+            return
+        if message["type"] == "http.response.start":
+            self.head = message  # a second start (an error page after a failed answer) replaces the first
+            self.body = []
+        elif message["type"] == "http.response.body" and self.head is not None:
+            self.body.append(bytes(message.get("body", b"")))
+            if not message.get("more_body", False):
+                await self._write(int(self.head["status"]), list(self.head.get("headers", ())), b"".join(self.body))
+        else:
+            raise RuntimeError(f"unexpected ASGI message {message['type']!r}")
+
+    async def _write(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        protocol = self.protocol
+        config = protocol.config
+        if protocol.keep_alive_requests >= config.keep_alive_max_requests:
+            self.keep_alive = False
+        lines = [b"HTTP/1.1 %d %s" % (status, _reason(status))]
+        length = None
+        for name, value in [*headers, *_server_headers(config)]:
+            name, value = bytes(name).strip().lower(), bytes(value).strip()
+            if not name or b"\r" in name or b"\n" in name or b":" in name or b"\r" in value or b"\n" in value:
+                raise ValueError(f"not a valid response header: {name!r}: {value!r}")
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.lower() == b"close":
+                self.keep_alive = False
+                continue
+            lines.append(b"%s: %s" % (name, value))
+        if length is None:
+            lines.append(b"content-length: %d" % len(body))
+        elif length != len(body):
+            raise ValueError(f"content-length {length} for a body of {len(body)} bytes")
+        if not self.keep_alive:
+            lines.append(b"connection: close")
+        data = b"\r\n".join(lines) + b"\r\n\r\n" + body
+        self.answered = True
+        connection = wire.connection_of_protocol(protocol)
+        if connection is not None and connection.clear():
+            connection.transport.write(data)
+        else:
+            await protocol.send(RawData(data=data))
+
+
+_date: tuple[int, bytes] = (0, b"")
+
+
+def _server_headers(config: Any) -> list[tuple[bytes, bytes]]:
+    """`config.response_headers("h11")`, with the date formatted once a second, not per answer."""
+    global _date
+    if config._quic_addresses or not config.include_date_header:
+        return config.response_headers("h11")  # type: ignore[no-any-return]
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, format_date_time(now).encode("ascii"))
+    headers = [(b"date", _date[1])]
+    if config.include_server_header:
+        headers.append((b"server", b"hypercorn-h11"))
+    headers.extend((b"alt-svc", alt.encode()) for alt in config.alt_svc_headers)
+    return headers
+
+
+@cache
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, func: Any, *args: Any) -> Any:
+    return asyncio.run_coroutine_threadsafe(func(*args), loop).result()
+
+
+def install() -> None:
+    """Have hypercorn's HTTP/1.1 connections hand their long-polls to `Poll`."""
+    if H11Protocol is None or getattr(H11Protocol, "poll", False) is None:
+        return
+    handle = H11Protocol.handle
+
+    async def handle_with_polls(self: Any, event: Any) -> None:
+        poll: Poll | None = self.poll
+        if poll is not None:
+            if isinstance(event, Closed) or not event.data:  # closed, or the client's end of stream
+                poll.gone()
+                return
+            # Bytes sent while a poll is open (a pipelined request) wait for its answer:
+            # the reader pauses, as it does while h11 serves a request.
+            await asyncio.shield(poll.done)
+            if poll.disconnected or not poll.keep_alive:
+                return  # the connection is closing
+        if type(event) is RawData and _between_requests(self):
+            request = parse(event.data)
+            if request is not None:
+                self.poll = poll = Poll(self, *request)
+                # What hypercorn does as a request arrives: no keep-alive timeout while it is
+                # served, and the connection's and the worker's counts of requests.
+                await self.send(Updated(idle=False))
+                self.keep_alive_requests += 1
+                await self.context.mark_request()
+                self.task_group.spawn(poll.run)
+                return
+        await handle(self, event)
+
+    H11Protocol.poll = None
+    H11Protocol.handle = handle_with_polls
+
+
+def _between_requests(protocol: Any) -> bool:
+    connection = protocol.connection
+    return (protocol.stream is None and not protocol.ssl and not protocol.config.server_names
+            and type(connection) is h11.Connection and connection.our_state is h11.IDLE
+            and connection.their_state is h11.IDLE and not connection.trailing_data[0])
