@@ -222,3 +222,22 @@ async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_t
             assert await asyncio.wait_for(reader.read(), 10) == b""
         assert len(taken) == 1
         await ann.close()
+
+
+async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and_the_connection_closed(
+    tmp_path: Path, taken: list[bytes],
+) -> None:
+    from hypercorn.config import Config
+
+    allowed = Config().keep_alive_max_requests
+    async with serving(tmp_path) as server:
+        (ann,) = await seat_party(server, ["Ann"])
+        async with wire(server.port) as (reader, writer):
+            for number in range(1, allowed + 1):
+                writer.write(poll_request(ann, "after=1&timeout=0"))
+                status, headers, _ = await answer(reader)
+                assert status == 200
+                assert (headers.get("connection") == "close") == (number == allowed), number
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        assert len(taken) == allowed
+        await ann.close()
