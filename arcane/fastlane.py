@@ -1,4 +1,4 @@
-"""Long-polls read and answered beside h11: the request a crowd of pollers repeats all night.
+"""What a crowd repeats all night, read beside h11 and wsproto: long-polls and small websocket messages.
 
 Every long-poller asks again as soon as it is answered: twice a second each at a game
 night, one request per typing notice and per chat line. Under hypercorn each of those
@@ -18,7 +18,9 @@ stops while a poll is answered and starts again after, the count of requests per
 connection and per worker (`keep_alive_max_requests`, `max_requests`), `connection:
 close` and its closing, shutdown (`context.terminated`), the access log.
 
-This reaches into hypercorn 0.18 (pinned in pyproject.toml), like arcane/wire.py.
+The same holds for websocket messages from clients (below `messages_of`).
+
+This reaches into hypercorn 0.18 and wsproto 1.x (pinned in pyproject.toml), like arcane/wire.py.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from arcane.slim import SlimQueue
 try:
     import h11
     from hypercorn.events import Closed, RawData, Updated
-    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
+    from wsproto.connection import ConnectionState as WebsocketState
 except ImportError:  # pragma: no cover - not served by hypercorn
-    h11 = H11Protocol = Closed = RawData = Updated = None  # type: ignore[assignment,misc]
+    h11 = H11Protocol = H11WSConnection = Closed = RawData = Updated = WebsocketState = None  # type: ignore
 
 # The request line of a poll: only the route, in its plain form (hypercorn's parser takes
 # any other form, percent-escapes in the path included).
@@ -220,7 +223,8 @@ def _call_soon(loop: asyncio.AbstractEventLoop, func: Any, *args: Any) -> Any:
 
 
 def install() -> None:
-    """Have hypercorn's HTTP/1.1 connections hand their long-polls to `Poll`."""
+    """Have hypercorn's HTTP/1.1 connections hand their long-polls to `Poll`, and their
+    websockets' small whole messages to `_take_messages`."""
     if H11Protocol is None or getattr(H11Protocol, "poll", False) is None:
         return
     handle = H11Protocol.handle
@@ -236,7 +240,10 @@ def install() -> None:
             await asyncio.shield(poll.done)
             if poll.disconnected or not poll.keep_alive:
                 return  # the connection is closing
-        if type(event) is RawData and _between_requests(self):
+        if type(event) is RawData and type(self.connection) is H11WSConnection:
+            if await _take_messages(self, event.data):
+                return
+        elif type(event) is RawData and _between_requests(self):
             request = parse(event.data)
             if request is not None:
                 self.poll = poll = Poll(self, *request)
@@ -258,3 +265,76 @@ def _between_requests(protocol: Any) -> bool:
     return (protocol.stream is None and not protocol.ssl and not protocol.config.server_names
             and type(connection) is h11.Connection and connection.our_state is h11.IDLE
             and connection.their_state is h11.IDLE and not connection.trailing_data[0])
+
+
+# -- websocket messages -----------------------------------------------------------------------
+#
+# Every chat line and typing notice a websocket client sends is one small masked frame.
+# wsproto parses each through a buffer, a generator, a frame and a message decoder, an
+# event object, then hypercorn's message buffer: several times the work of the message's
+# own handling. A read that is nothing but whole, final, unfragmented text or binary
+# frames, on a connection where neither wsproto nor hypercorn holds anything partial, is
+# read here and handed to the app as hypercorn would; anything else (a control frame, a
+# fragment, a partial frame, a frame over the size limit, text that is not UTF-8) goes to
+# wsproto untouched, which answers it as always (pong, close, 1009, 1007).
+
+
+def messages_of(data: bytes, max_size: int) -> list[dict[str, Any]] | None:
+    """The ASGI receive messages of `data` if it is only whole, final, masked, unextended
+    text or binary frames of at most `max_size` bytes each; else None."""
+    messages = []
+    at, end = 0, len(data)
+    while at < end:
+        if end - at < 6:
+            return None
+        first, second = data[at], data[at + 1]
+        if first not in (0x81, 0x82) or not second & 0x80:  # FIN, no RSV, text/binary; masked
+            return None
+        size = second & 0x7F
+        at += 2
+        if size == 126:
+            size = int.from_bytes(data[at:at + 2], "big")
+            at += 2
+            if size < 126:  # not the shortest form: wsproto refuses it
+                return None
+        elif size == 127:
+            return None
+        if size > max_size or end - at < 4 + size:
+            return None
+        mask, payload = data[at:at + 4], data[at + 4:at + 4 + size]
+        at += 4 + size
+        unmasked = (int.from_bytes(payload, "little") ^ int.from_bytes(mask * (size // 4 + 1), "little")
+                    & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+        if first == 0x81:
+            try:
+                text = unmasked.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            messages.append({"type": "websocket.receive", "bytes": None, "text": text})
+        else:
+            messages.append({"type": "websocket.receive", "bytes": unmasked, "text": None})
+    return messages
+
+
+async def _take_messages(protocol: Any, data: bytes) -> bool:
+    stream = protocol.stream
+    if not isinstance(stream, wire.WSStream) or stream.closed or protocol.connection.buffer:
+        return False
+    if stream.state != wire.ASGIWebsocketState.CONNECTED or stream.buffer.value is not None:
+        return False
+    websocket = stream.connection
+    try:
+        frames = websocket._proto
+        idle = (websocket.state is WebsocketState.OPEN and not websocket._events and not frames.extensions
+                and len(frames._frame_decoder.buffer) == 0 and frames._frame_decoder.header is None
+                and frames._message_decoder.opcode is None)
+    except AttributeError:  # another wsproto
+        return False
+    if not idle:
+        return False
+    messages = messages_of(data, stream.config.websocket_max_message_size)
+    if messages is None:
+        return False
+    for message in messages:
+        await stream.app_put(message)
+    return True

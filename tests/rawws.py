@@ -20,6 +20,7 @@ class RawSocketIO:
         self.reader = reader
         self.writer = writer
         self._ack_id = 0
+        self.pongs: list[bytes] = []  # answers to pings the test sent itself
 
     @classmethod
     async def open(cls, port: int, token: str, *, receive_buffer: int = 4096) -> RawSocketIO:
@@ -59,6 +60,17 @@ class RawSocketIO:
             return text
 
     async def _frame(self) -> str:
+        while True:
+            first, opcode, payload = await self._read_frame()
+            if opcode != 0xA:
+                break
+            self.pongs.append(payload)
+        if opcode == 0x8:
+            raise ConnectionError(f"closed by the server: {payload!r}")
+        assert opcode == 0x1, f"expected a text frame, got opcode {opcode}"
+        return payload.decode()
+
+    async def _read_frame(self) -> tuple[int, int, bytes]:
         first, second = await self.reader.readexactly(2)
         size = second & 0x7F
         if size == 126:
@@ -68,11 +80,7 @@ class RawSocketIO:
         payload = await self.reader.readexactly(size)
         assert first & 0x80, "fragmented frames are not expected"
         assert not second & 0x80, "a server must not mask its frames"
-        opcode = first & 0x0F
-        if opcode == 0x8:
-            raise ConnectionError(f"closed by the server: {payload!r}")
-        assert opcode == 0x1, f"expected a text frame, got opcode {opcode}"
-        return payload.decode()
+        return first, first & 0x0F, payload
 
     async def send(self, text: str) -> None:
         data = text.encode()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 from arcane import fastlane
-from tests.support import Player, seat_party, serving
+from tests.rawws import RawSocketIO
+from tests.support import Player, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
 
 
@@ -240,4 +242,115 @@ async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and
                 assert (headers.get("connection") == "close") == (number == allowed), number
             assert await asyncio.wait_for(reader.read(), 2) == b""
         assert len(taken) == allowed
+        await ann.close()
+
+
+# -- websocket messages ---------------------------------------------------------------------
+
+
+def client_frame(payload: bytes, *, opcode: int = 0x1, fin: bool = True) -> bytes:
+    mask = os.urandom(4)
+    size = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    head = bytes((first, 0x80 | size)) if size < 126 else bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_only_whole_final_masked_text_or_binary_frames_are_read_beside_wsproto() -> None:
+    text = client_frame('42["typing",{"is_typing":true}]'.encode())
+    long_text = client_frame(("é" * 200).encode())  # a 16-bit length
+    binary = client_frame(b"\x00\xff\x10", opcode=0x2)
+    assert fastlane.messages_of(text + long_text + binary, 1 << 20) == [
+        {"type": "websocket.receive", "bytes": None, "text": '42["typing",{"is_typing":true}]'},
+        {"type": "websocket.receive", "bytes": None, "text": "é" * 200},
+        {"type": "websocket.receive", "bytes": b"\x00\xff\x10", "text": None},
+    ]
+    unmasked = bytes((0x81, 2)) + b"42"
+    not_shortest = bytes((0x81, 0x80 | 126, 0, 2)) + client_frame(b"42")[2:]
+    for left_to_wsproto in [
+        text[:-1],  # a partial frame
+        text + text[:3],  # a whole frame and a partial one
+        client_frame(b"4", fin=False),  # a fragment
+        client_frame(b"ping", opcode=0x9), client_frame(b"\x03\xe8", opcode=0x8),  # control frames
+        client_frame(b"\xff\xfe"),  # text that is not UTF-8
+        bytes((0xC1,)) + client_frame(b"42")[1:],  # RSV1: an extension's frame
+        unmasked, not_shortest,
+    ]:
+        assert fastlane.messages_of(left_to_wsproto, 1 << 20) is None, left_to_wsproto
+    assert fastlane.messages_of(long_text, 399) is None  # over the size limit: wsproto closes with 1009
+
+
+@pytest.fixture
+def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many messages each read taken beside wsproto held."""
+    seen: list[int] = []
+    messages_of = fastlane.messages_of
+
+    def spy(data: bytes, max_size: int) -> Any:
+        messages = messages_of(data, max_size)
+        if messages is not None:
+            seen.append(len(messages))
+        return messages
+
+    monkeypatch.setattr(fastlane, "messages_of", spy)
+    return seen
+
+
+async def test_a_websocket_client_s_messages_arrive_in_order_however_they_are_framed(
+    tmp_path: Path, read_beside: list[int],
+) -> None:
+    async with serving(tmp_path, rate_limit_per_second=1000.0, rate_limit_burst=1000) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        raw = await RawSocketIO.open(server.port, bram.token)
+        ack = await raw.call("join_game_room", {"game_code": bram.game_code})
+        assert (await raw.message()).startswith(f"43{ack}[")
+        read_beside.clear()
+
+        def chat(number: int) -> bytes:
+            return f'42{100 + number}["chat_message",{{"text":"line {number}"}}]'.encode()
+
+        sixth = client_frame(chat(6))
+        writes = [
+            client_frame(chat(1)),  # one message, one read: beside wsproto
+            client_frame(chat(2)) + client_frame(chat(3)),  # two in one read: beside wsproto
+            client_frame(chat(4)[:5], fin=False) + client_frame(chat(4)[5:], opcode=0x0),  # fragmented
+            client_frame(b"are you there", opcode=0x9) + client_frame(chat(5)),  # a ping, then a message
+            sixth[:4],  # half a frame ...
+            sixth[4:],  # ... then the rest: wsproto holds the first half
+            client_frame(chat(7)),  # and beside wsproto again
+        ]
+        for data in writes:
+            raw.writer.write(data)
+            await raw.writer.drain()
+            await asyncio.sleep(0.1)
+        acks = []
+        while len(acks) < 7:
+            packet = await asyncio.wait_for(raw.message(), 10)
+            if packet.startswith("43"):
+                acks.append(int(packet[2:5]))
+        assert acks == [101, 102, 103, 104, 105, 106, 107]
+        assert raw.pongs == [b"are you there"]  # wsproto answered the ping
+        assert read_beside == [1, 2, 1]
+        answer = await ann.get("/poll?after=0&timeout=0")
+        chats = [e["data"]["text"] for e in answer.json()["events"] if e["event"] == "chat_message"]
+        assert chats == [f"line {n}" for n in range(1, 8)]
+        await raw.close()
+        await ann.close()
+        await bram.close()
+
+
+async def test_text_that_is_not_utf8_still_ends_the_websocket_as_wsproto_ends_it(
+    tmp_path: Path, read_beside: list[int],
+) -> None:
+    async with serving(tmp_path) as server:
+        (ann,) = await seat_party(server, ["Ann"])
+        raw = await RawSocketIO.open(server.port, ann.token)
+        read_beside.clear()
+        raw.writer.write(client_frame(b'42["typing",\xff]'))
+        with pytest.raises(asyncio.IncompleteReadError):  # hypercorn drops the connection
+            while True:
+                await asyncio.wait_for(raw.message(), 10)
+        assert read_beside == []
+        assert await sockets_gone(server)
+        await raw.close()
         await ann.close()
