@@ -5,12 +5,14 @@ Every connection has a queue or two that are empty nearly all the time. An
 start: 3 KB on each idle connection, and an `asyncio.Event` alone is 0.9 KB. These
 make their containers on first use and drop them after; they offer the same methods,
 with the same meaning. `slim_hypercorn()` has hypercorn use them for its per-request
-queue and per-connection event.
+queue and per-connection event, and a timer handle for its keep-alive timeout instead
+of a task per idle connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -138,6 +140,76 @@ class SlimEvent:
                     self._waiters = None
 
 
+class KeepAliveTimer:
+    """hypercorn's keep-alive timeout (`TCPServer.idle_task`) as one timer handle.
+
+    hypercorn keeps a task per idle connection that waits, through `wait_for` and a second
+    task, for the timeout or the worker's shutdown, and cancels and remakes it around every
+    request: for a long-poller asking twice a second that was a twentieth of the event loop.
+    Here `restart` schedules a call and `stop` cancels it; at the timeout the connection is
+    closed as hypercorn closes it (`_initiate_server_close`, in the connection's task
+    group). Shutdown closes idle connections at once (`close_idle_connections`, from
+    `Runtime.begin_shutdown`, and a restart after hypercorn's `terminated` is set). For any
+    other action than hypercorn's own `_idle_timeout`, hypercorn's task is used as before.
+    """
+
+    __slots__ = ("_handle", "_server", "_group", "_fallback", "__weakref__")
+
+    def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+        self._server: Any = None
+        self._group: Any = None
+        self._fallback: Any = None
+
+    async def restart(self, task_group: Any, action: Callable[[], Any]) -> None:
+        self._cancel()
+        server = getattr(action, "__self__", None)
+        if getattr(action, "__name__", None) != "_idle_timeout" or not hasattr(server, "_initiate_server_close"):
+            if self._fallback is None:
+                from hypercorn.asyncio.worker_context import AsyncioSingleTask
+
+                self._fallback = AsyncioSingleTask()
+            await self._fallback.restart(task_group, action)
+            return
+        self._server, self._group = server, task_group
+        if server.context.terminated.is_set():
+            self._close()
+            return
+        self._handle = asyncio.get_running_loop().call_later(server.config.keep_alive_timeout, self._close)
+        _waiting.add(self)
+
+    async def stop(self) -> None:
+        self._cancel()
+        if self._fallback is not None:
+            await self._fallback.stop()
+
+    def fire(self) -> None:
+        """Close now if waiting (shutdown)."""
+        if self._handle is not None:
+            self._close()
+
+    def _close(self) -> None:
+        self._cancel()
+        server, group = self._server, self._group
+        self._server = self._group = None
+        group._task_group.create_task(server._initiate_server_close())
+
+    def _cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()  # the handle lets go of its callback, and of us
+            self._handle = None
+        _waiting.discard(self)
+
+
+_waiting: weakref.WeakSet[KeepAliveTimer] = weakref.WeakSet()
+
+
+def close_idle_connections() -> None:
+    """Shutdown has begun: every connection waiting for its next request is closed now."""
+    for timer in list(_waiting):
+        timer.fire()
+
+
 def slim_hypercorn() -> None:
     """Hypercorn gives each request (each websocket, each SSE stream) an `asyncio.Queue`
     for what the app receives, and each connection an `asyncio.Event`: make them slim.
@@ -146,9 +218,10 @@ def slim_hypercorn() -> None:
     the queue's class changed."""
     from functools import partial
 
-    from hypercorn.asyncio import task_group, worker_context
+    from hypercorn.asyncio import task_group, tcp_server, worker_context
 
     worker_context.WorkerContext.event_class = SlimEvent
+    tcp_server.AsyncioSingleTask = KeepAliveTimer  # the class TCPServer makes its idle_task of
 
     async def spawn_app(self: Any, app: Any, config: Any, scope: Any, send: Any) -> Any:
         app_queue = SlimQueue(config.max_app_queue_size)

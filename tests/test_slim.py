@@ -1,12 +1,16 @@
-"""SlimQueue and SlimEvent behave as asyncio's queue and event do, where we use them."""
+"""SlimQueue and SlimEvent behave as asyncio's queue and event do, where we use them; hypercorn's
+keep-alive timeout is kept by one timer."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from arcane import slim
 from arcane.slim import SlimEvent, SlimQueue
+from tests.support import serving
 
 
 async def test_a_slim_queue_is_fifo_bounded_and_wakes_its_getters_and_putters() -> None:
@@ -72,3 +76,40 @@ async def test_a_slim_event_wakes_every_waiter_and_can_be_cleared() -> None:
     await asyncio.sleep(0.01)
     assert not again.done()
     again.cancel()
+
+
+async def _idle_after_one_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    await reader.readexactly(length)
+    return reader, writer
+
+
+async def test_a_keep_alive_connection_is_closed_at_hypercorns_timeout_by_one_timer_not_a_task(
+    tmp_path: Path,
+) -> None:
+    from hypercorn.config import Config
+
+    async with serving(tmp_path) as server:
+        reader, writer = await _idle_after_one_request(server.port)
+        waiting = [timer for timer in slim._waiting]
+        assert len(waiting) == 1 and isinstance(waiting[0], slim.KeepAliveTimer)
+        assert not any(t.get_coro().__qualname__ == "TCPServer._idle_timeout" for t in asyncio.all_tasks())
+        # Not before hypercorn's keep_alive_timeout (5 s), and soon after it.
+        await asyncio.sleep(Config().keep_alive_timeout - 1)
+        assert not reader.at_eof() and len(slim._waiting) == 1
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        assert not slim._waiting
+        writer.close()
+
+
+async def test_shutdown_closes_a_connection_waiting_for_its_next_request_at_once(tmp_path: Path) -> None:
+    async with serving(tmp_path) as server:
+        reader, writer = await _idle_after_one_request(server.port)
+        stopping = asyncio.ensure_future(server.stop())
+        assert await asyncio.wait_for(reader.read(), 1) == b""  # not the 5 s keep-alive wait
+        await stopping
+        writer.close()
