@@ -29,7 +29,7 @@ from arcane.presence import Presence
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import create_server
-from arcane.slim import close_idle_connections, slim_hypercorn
+from arcane.slim import slim_hypercorn
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
@@ -80,7 +80,6 @@ class Runtime:
         if self.closing.is_set():
             return
         self.closing.set()
-        close_idle_connections()
         for feed in list(self.followers):
             feed.close()
         if self.realtime is not None:

@@ -144,13 +144,13 @@ class KeepAliveTimer:
     """hypercorn's keep-alive timeout (`TCPServer.idle_task`) as one timer handle.
 
     hypercorn keeps a task per idle connection that waits, through `wait_for` and a second
-    task, for the timeout or the worker's shutdown, and cancels and remakes it around every
-    request: for a long-poller asking twice a second that was a twentieth of the event loop.
-    Here `restart` schedules a call and `stop` cancels it; at the timeout the connection is
-    closed as hypercorn closes it (`_initiate_server_close`, in the connection's task
-    group). Shutdown closes idle connections at once (`close_idle_connections`, from
-    `Runtime.begin_shutdown`, and a restart after hypercorn's `terminated` is set). For any
-    other action than hypercorn's own `_idle_timeout`, hypercorn's task is used as before.
+    task, for the timeout or the worker's shutdown (`context.terminated`), and cancels and
+    remakes it around every request: for a long-poller asking twice a second that was a
+    twentieth of the event loop. Here `restart` schedules a call and `stop` cancels it; at
+    the timeout the connection is closed as hypercorn closes it (`_initiate_server_close`,
+    in the connection's task group), and so is every idle connection once the worker's
+    `terminated` is set (one task per worker waits for it). For any other action than
+    hypercorn's own `_idle_timeout`, hypercorn's task is used as before.
     """
 
     __slots__ = ("_handle", "_server", "_group", "_fallback", "__weakref__")
@@ -173,41 +173,56 @@ class KeepAliveTimer:
             return
         self._server, self._group = server, task_group
         if server.context.terminated.is_set():
-            self._close()
+            self.close()
             return
-        self._handle = asyncio.get_running_loop().call_later(server.config.keep_alive_timeout, self._close)
-        _waiting.add(self)
+        self._handle = asyncio.get_running_loop().call_later(server.config.keep_alive_timeout, self.close)
+        _idle_in(server.context).add(self)
 
     async def stop(self) -> None:
         self._cancel()
         if self._fallback is not None:
             await self._fallback.stop()
 
-    def fire(self) -> None:
-        """Close now if waiting (shutdown)."""
-        if self._handle is not None:
-            self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:
+        """The connection is idle too long, or the worker is shutting down: close it."""
+        if self._server is None:
+            return
         self._cancel()
         server, group = self._server, self._group
         self._server = self._group = None
-        group._task_group.create_task(server._initiate_server_close())
+        try:
+            group._task_group.create_task(server._initiate_server_close())
+        except RuntimeError:  # the connection's task group has ended: it is closed already
+            pass
 
     def _cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()  # the handle lets go of its callback, and of us
             self._handle = None
-        _waiting.discard(self)
+            if self._server is not None:
+                _idle_in(self._server.context).discard(self)
 
 
-_waiting: weakref.WeakSet[KeepAliveTimer] = weakref.WeakSet()
+# The waiting timers of each hypercorn worker, and one task per worker that closes their
+# connections when the worker's `terminated` is set.
+_idle: weakref.WeakKeyDictionary[Any, weakref.WeakSet[KeepAliveTimer]] = weakref.WeakKeyDictionary()
+_watching: set[asyncio.Task[None]] = set()
 
 
-def close_idle_connections() -> None:
-    """Shutdown has begun: every connection waiting for its next request is closed now."""
-    for timer in list(_waiting):
-        timer.fire()
+def _idle_in(context: Any) -> weakref.WeakSet[KeepAliveTimer]:
+    timers = _idle.get(context)
+    if timers is None:
+        timers = _idle[context] = weakref.WeakSet()
+        task = asyncio.ensure_future(_close_at_shutdown(context.terminated, timers))
+        _watching.add(task)
+        task.add_done_callback(_watching.discard)
+    return timers
+
+
+async def _close_at_shutdown(terminated: Any, timers: weakref.WeakSet[KeepAliveTimer]) -> None:
+    await terminated.wait()
+    for timer in list(timers):
+        timer.close()
 
 
 def slim_hypercorn() -> None:

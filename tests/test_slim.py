@@ -95,14 +95,14 @@ async def test_a_keep_alive_connection_is_closed_at_hypercorns_timeout_by_one_ti
 
     async with serving(tmp_path) as server:
         reader, writer = await _idle_after_one_request(server.port)
-        waiting = [timer for timer in slim._waiting]
+        (waiting,) = [list(timers) for timers in slim._idle.values() if timers]
         assert len(waiting) == 1 and isinstance(waiting[0], slim.KeepAliveTimer)
         assert not any(t.get_coro().__qualname__ == "TCPServer._idle_timeout" for t in asyncio.all_tasks())
         # Not before hypercorn's keep_alive_timeout (5 s), and soon after it.
         await asyncio.sleep(Config().keep_alive_timeout - 1)
-        assert not reader.at_eof() and len(slim._waiting) == 1
+        assert not reader.at_eof() and waiting[0]._handle is not None
         assert await asyncio.wait_for(reader.read(), 3) == b""
-        assert not slim._waiting
+        assert waiting[0]._handle is None and not any(slim._idle.values())
         writer.close()
 
 
