@@ -341,6 +341,27 @@ class Transaction:
                 await _in_thread(self._conn, _prune, game_code, new_floor)
 
 
+BUSY_TIMEOUT_MS = 10_000
+
+
+async def _switch_to_wal(conn: aiosqlite.Connection) -> None:
+    """`PRAGMA journal_mode=WAL`, again while another process holds the lock it needs.
+
+    Processes starting together (`hypercorn -w 2`) each switch: SQLite answers "database
+    is locked" at once to all but one of them, without waiting out the busy timeout (it
+    would deadlock), so the wait is here.
+    """
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.01)
+
+
 def _lock_file(path: Path) -> IO[bytes]:
     """An exclusive lock between processes on this host, held until the file is closed."""
     handle = open(path, "ab")
@@ -395,8 +416,8 @@ class Store:
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await _switch_to_wal(conn)
         await conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
 

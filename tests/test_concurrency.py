@@ -124,3 +124,18 @@ async def test_a_read_waits_out_another_tasks_snapshot_rather_than_see_it(tmp_pa
         assert await holder == 50
     finally:
         await store.close()
+
+
+async def test_processes_starting_together_on_a_new_database_all_open_it(tmp_path: Path) -> None:
+    from arcane.store import Store
+
+    # Each switches the file to WAL; SQLite refuses all but one at once ("database is
+    # locked") rather than have them wait. Before the switch was retried, this failed
+    # within the first few rounds.
+    for round_ in range(20):
+        path = tmp_path / f"arcane{round_}.db"
+        stores = [Store(path) for _ in range(3)]
+        await asyncio.gather(*(store.open() for store in stores))
+        assert [(await store.fetchone("PRAGMA journal_mode"))[0] for store in stores] == ["wal"] * 3
+        for store in stores:
+            await store.close()
