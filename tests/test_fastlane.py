@@ -18,7 +18,7 @@ import pytest
 
 from arcane import fastlane
 from tests.rawws import RawSocketIO
-from tests.support import Player, seat_party, serving, sockets_gone
+from tests.support import LiveServer, Player, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
 
 
@@ -36,6 +36,17 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
     monkeypatch.setattr(fastlane, "parse", spy)
     return seen
+
+
+@asynccontextmanager
+async def ann_at_table(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, Player]]:
+    """A live server and Ann, seated at a new table."""
+    async with serving(tmp_path) as server:
+        (ann,) = await seat_party(server, ["Ann"])
+        try:
+            yield server, ann
+        finally:
+            await ann.close()
 
 
 @asynccontextmanager
@@ -60,8 +71,7 @@ async def answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any
 async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_request_next(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0"))
             status, headers, body = await answer(reader)
@@ -85,12 +95,10 @@ async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_reque
             assert body["last_seq"] == 3
         assert taken == [f"/api/games/{ann.game_code}/poll?after=0&timeout=0".encode(),
                          f"/api/games/{ann.game_code}/poll?after=2&timeout=5".encode()]
-        await ann.close()
 
 
 async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: Path, taken: list[bytes]) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0"))
             expected = await answer(reader)
@@ -118,8 +126,7 @@ async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: P
 async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=1&timeout=0"))  # online now: no presence news below
             assert (await answer(reader))[0] == 200
@@ -134,12 +141,10 @@ async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
             assert [e["event"] for e in first["events"]] == ["chat_message"]
             assert [e["event"] for e in second["events"]] == ["player_joined", "chat_message"]
         assert len(taken) == 3
-        await ann.close()
 
 
 async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: Path, taken: list[bytes]) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=1&timeout=0"))  # online now: no presence news below
             assert (await answer(reader))[0] == 200
@@ -159,14 +164,12 @@ async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: 
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0"))
             assert (await answer(reader))[0] == 200
-        await ann.close()
 
 
 async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused_as_before(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0", extra="Connection: close\r\n"))
             status, headers, _ = await answer(reader)
@@ -179,7 +182,6 @@ async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused
             status, _, _ = await asyncio.wait_for(read_response(reader), 5)
             assert status == 400
         assert len(taken) == 1
-        await ann.close()
 
 
 async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_through_h11(
@@ -215,15 +217,13 @@ async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_thro
 async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_timeout(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0"))
             assert (await answer(reader))[0] == 200
             # hypercorn's keep_alive_timeout (5 s): its timer stopped for the poll and runs again.
             assert await asyncio.wait_for(reader.read(), 10) == b""
         assert len(taken) == 1
-        await ann.close()
 
 
 async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and_the_connection_closed(
@@ -232,8 +232,7 @@ async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and
     from hypercorn.config import Config
 
     allowed = Config().keep_alive_max_requests
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
             for number in range(1, allowed + 1):
                 writer.write(poll_request(ann, "after=1&timeout=0"))
@@ -242,7 +241,6 @@ async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and
                 assert (headers.get("connection") == "close") == (number == allowed), number
             assert await asyncio.wait_for(reader.read(), 2) == b""
         assert len(taken) == allowed
-        await ann.close()
 
 
 # -- websocket messages ---------------------------------------------------------------------
@@ -342,8 +340,7 @@ async def test_a_websocket_client_s_messages_arrive_in_order_however_they_are_fr
 async def test_text_that_is_not_utf8_still_ends_the_websocket_as_wsproto_ends_it(
     tmp_path: Path, read_beside: list[int],
 ) -> None:
-    async with serving(tmp_path) as server:
-        (ann,) = await seat_party(server, ["Ann"])
+    async with ann_at_table(tmp_path) as (server, ann):
         raw = await RawSocketIO.open(server.port, ann.token)
         read_beside.clear()
         raw.writer.write(client_frame(b'42["typing",\xff]'))
@@ -353,4 +350,3 @@ async def test_text_that_is_not_utf8_still_ends_the_websocket_as_wsproto_ends_it
         assert read_beside == []
         assert await sockets_gone(server)
         await raw.close()
-        await ann.close()
