@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     sys.setswitchinterval(SWITCH_INTERVAL)
     gc.set_threshold(*GC_THRESHOLDS)
     slim_hypercorn()  # 4 KB less on every open connection
-    fastlane.install()  # long-polls read and answered without h11
+    fastlane.install()  # long-polls and websocket messages read beside h11 and wsproto
     # Without Redis: one process, the memory bus, presence and limits kept here.
     cluster = Cluster(settings) if settings.redis_url else None
     bus = cluster.bus if cluster else Bus()
