@@ -35,16 +35,11 @@ from typing import Any
 from urllib.parse import unquote
 from wsgiref.handlers import format_date_time
 
-from arcane import wire
-from arcane.slim import SlimQueue
+from wsproto.connection import ConnectionState as WebsocketState
 
-try:
-    import h11
-    from hypercorn.events import Closed, RawData, Updated
-    from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
-    from wsproto.connection import ConnectionState as WebsocketState
-except ImportError:  # pragma: no cover - not served by hypercorn
-    h11 = H11Protocol = H11WSConnection = Closed = RawData = Updated = WebsocketState = None  # type: ignore
+from arcane import wire
+from arcane.slim import SlimQueue, run_from_thread
+from arcane.wire import Closed, H11Protocol, H11WSConnection, RawData, Updated, h11
 
 # The request line of a poll: only the route, in its plain form (hypercorn's parser takes
 # any other form, percent-escapes in the path included).
@@ -128,7 +123,7 @@ class Poll:
             loop = asyncio.get_running_loop()
             try:
                 await protocol.app(scope, self.inbox.get, self.send, partial(loop.run_in_executor, None),
-                                   partial(_call_soon, loop))
+                                   partial(run_from_thread, loop))
             except Exception:
                 await config.log.exception("Error in ASGI Framework")
             if not self.answered and not self.disconnected:
@@ -216,10 +211,6 @@ def _reason(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode("ascii")
     except ValueError:
         return b""
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, func: Any, *args: Any) -> Any:
-    return asyncio.run_coroutine_threadsafe(func(*args), loop).result()
 
 
 def install() -> None:

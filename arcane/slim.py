@@ -225,6 +225,11 @@ async def _close_at_shutdown(terminated: Any, timers: weakref.WeakSet[KeepAliveT
         timer.close()
 
 
+def run_from_thread(loop: asyncio.AbstractEventLoop, func: Callable[..., Any], *args: Any) -> Any:
+    """hypercorn's `call_soon` for an ASGI app's threads: run `func(*args)` on `loop` and wait."""
+    return asyncio.run_coroutine_threadsafe(func(*args), loop).result()
+
+
 def slim_hypercorn() -> None:
     """Hypercorn gives each request (each websocket, each SSE stream) an `asyncio.Queue`
     for what the app receives, and each connection an `asyncio.Event`: make them slim.
@@ -240,13 +245,8 @@ def slim_hypercorn() -> None:
 
     async def spawn_app(self: Any, app: Any, config: Any, scope: Any, send: Any) -> Any:
         app_queue = SlimQueue(config.max_app_queue_size)
-
-        def _call_soon(func: Any, *args: Any) -> Any:
-            future = asyncio.run_coroutine_threadsafe(func(*args), self._loop)
-            return future.result()
-
         self.spawn(task_group._handle, app, config, scope, app_queue.get, send,
-                   partial(self._loop.run_in_executor, None), _call_soon)
+                   partial(self._loop.run_in_executor, None), partial(run_from_thread, self._loop))
         return app_queue.put
 
     task_group.TaskGroup.spawn_app = spawn_app

@@ -7,7 +7,8 @@ frame, an HTTP/1.1 body chunk) and nothing of hypercorn's waits to be written ah
 them, they are written to the transport at once instead (realtime/direct.py, and
 `ChunkWriter` below for SSE).
 
-This reaches into hypercorn 0.18's objects (pinned in pyproject.toml). Anywhere they are
+This reaches into hypercorn 0.18's objects (pinned in pyproject.toml); arcane/fastlane.py
+takes them from here. Anywhere they are
 not what is expected (another server, HTTP/2, TLS), `connection_of` answers None and
 everything goes through hypercorn as usual.
 """
@@ -24,13 +25,15 @@ try:
     import h11
     from h11._writers import ChunkedWriter
     from hypercorn.asyncio.tcp_server import TCPServer
+    from hypercorn.events import Closed, RawData, Updated
     from hypercorn.protocol.events import StreamClosed
-    from hypercorn.protocol.h11 import H11Protocol
+    from hypercorn.protocol.h11 import H11Protocol, H11WSConnection
     from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
     from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
     from hypercorn.utils import suppress_body
 except ImportError:  # pragma: no cover - not served by hypercorn
     h11 = ChunkedWriter = TCPServer = StreamClosed = H11Protocol = HTTPStream = ASGIHTTPState = None  # type: ignore
+    Closed = RawData = Updated = H11WSConnection = None  # type: ignore[assignment,misc]
     WSStream = ASGIWebsocketState = suppress_body = None  # type: ignore[assignment,misc]
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
