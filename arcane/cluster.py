@@ -16,7 +16,6 @@ Three things are shared, each in its own class over one `RedisLink`:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -30,6 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from arcane import jsoncodec
 from arcane.bus import Bus
 from arcane.config import Settings
 from arcane.events import Event
@@ -174,7 +174,7 @@ class RedisBus(Bus):
             body["e"] = [event.to_wire() for event in events]
         if resync:
             body["r"] = resync
-        return json.dumps(body, separators=(",", ":"))
+        return jsoncodec.dumps(body)
 
     async def _listening(self) -> None:
         backoff = Backoff()
@@ -205,7 +205,7 @@ class RedisBus(Bus):
 
     def _receive(self, raw: str) -> None:
         try:
-            body = json.loads(raw)
+            body = jsoncodec.loads(raw)
             if body.get("o") == self._origin:
                 return
             events = [Event.from_wire(wire) for wire in body.get("e", ())]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from arcane import jsoncodec
 
 ROOM = "room"
 EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
@@ -69,7 +70,7 @@ class Event:
     def data_json(self) -> str:
         """`data()` encoded once, however many recipients it has."""
         if "json" not in self._cache:
-            self._cache["json"] = json.dumps(self.data(), separators=(",", ":"))
+            self._cache["json"] = jsoncodec.dumps(self.data())
         return self._cache["json"]
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
@@ -80,4 +81,4 @@ class Event:
 
     def socketio_packet(self) -> str:
         """The Socket.IO EVENT packet for the default namespace, encoded once per event."""
-        return self.cached("sio", lambda: f'2[{json.dumps(self.name)},{self.data_json()}]')  # type: ignore[no-any-return]
+        return self.cached("sio", lambda: f'2[{jsoncodec.dumps(self.name)},{self.data_json()}]')  # type: ignore[no-any-return]

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import fcntl
 import sqlite3
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from typing import IO, Any, Generic, TypeVar
 
 import aiosqlite
 
+from arcane import jsoncodec
 from arcane.events import ROOM, Event, player_audience
 
 T = TypeVar("T")
@@ -235,8 +235,8 @@ class Writes:
         games = {game_code for game_code, _, _, _ in entries}
         row = self._db.execute(
             "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
-            " WHERE code IN (SELECT value FROM json_each(?))", (json.dumps(sorted(games)),)).fetchone()
-        bounds = {code: (last, floor) for code, last, floor in json.loads(row[0])}
+            " WHERE code IN (SELECT value FROM json_each(?))", (jsoncodec.dumps(sorted(games)),)).fetchone()
+        bounds = {code: (last, floor) for code, last, floor in jsoncodec.loads(row[0])}
         missing = games - bounds.keys()
         assert not missing, f"log_many() for unknown games {missing}"
         now = time.time()
@@ -246,14 +246,14 @@ class Writes:
             last[game_code] += 1
             event = Event(game_code, name, payload, audience, last[game_code], now)
             events.append(event)
-            rows.append((game_code, event.seq, name, audience, json.dumps(payload), now))
+            rows.append((game_code, event.seq, name, audience, jsoncodec.dumps(payload), now))
         self._db.execute(
             "INSERT INTO events (game_code, seq, event, audience, payload, created_at)"
             " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)",
-            (json.dumps(rows),))
+            (jsoncodec.dumps(rows),))
         self._db.execute(
             "UPDATE games SET last_seq = j.value->>1 FROM json_each(?) AS j WHERE games.code = j.value->>0",
-            (json.dumps(list(last.items())),))
+            (jsoncodec.dumps(list(last.items())),))
         for code, seq in last.items():
             new_floor = seq - self._retention
             if new_floor > bounds[code][1]:
@@ -328,7 +328,7 @@ class Transaction:
         """Append an event to the game's log; its seq is assigned here, in this transaction."""
         audience = ROOM if to_player is None else player_audience(to_player)
         now = time.time()
-        seq, floor = await _in_thread(self._conn, _append, game_code, name, audience, json.dumps(payload), now)
+        seq, floor = await _in_thread(self._conn, _append, game_code, name, audience, jsoncodec.dumps(payload), now)
         self._floors[game_code] = (seq, floor)
         event = Event(game_code, name, payload, audience, seq, now)
         self.events.append(event)
@@ -664,7 +664,7 @@ class Store:
             return None
         floor, last, rows = found
         events = None if rows is None else [
-            Event(game_code, name, json.loads(payload), audience, seq, created_at)
+            Event(game_code, name, jsoncodec.loads(payload), audience, seq, created_at)
             for seq, name, audience, payload, created_at in rows
         ]
         return floor, last, events
@@ -692,7 +692,7 @@ class Store:
         sql += " ORDER BY seq"
         rows = await self.fetchall(sql, params)
         return [
-            Event(game_code, r["event"], json.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
+            Event(game_code, r["event"], jsoncodec.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
             for r in rows
         ]
 

@@ -7,13 +7,13 @@ front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
@@ -39,7 +39,7 @@ class Item:
 
     def to_json(self) -> str:
         # The payload is encoded once per event (data_json), however many pollers wait on it.
-        return (f'{{"seq":{json.dumps(self.seq)},"event":{json.dumps(self.event.name)},'
+        return (f'{{"seq":{jsoncodec.dumps(self.seq)},"event":{jsoncodec.dumps(self.event.name)},'
                 f'"data":{self.event.data_json()}}}')
 
 
@@ -76,7 +76,7 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
 
 def answer(items: Sequence[Item], *, last_seq: int, recovered: bool) -> str:
     events = ",".join(item.to_json() for item in items)
-    return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{json.dumps(recovered)}}}'
+    return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{jsoncodec.dumps(recovered)}}}'
 
 
 def after_param(raw: str | None) -> int | None:

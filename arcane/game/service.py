@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import ROOM, Event
@@ -554,9 +555,9 @@ def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | Arcane
         "SELECT json_group_array(json_array(j.key, g.code, p.role, p.name)) FROM json_each(?) AS j"
         " LEFT JOIN games g ON g.code = j.value->>0"
         " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
-        (json.dumps([[ident.game_code, ident.player_id] for ident, _ in items]),),
+        (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _ in items]),),
     )
-    seats = {key: (code, role, name) for key, code, role, name in json.loads(row[0])}
+    seats = {key: (code, role, name) for key, code, role, name in jsoncodec.loads(row[0])}
     answers: list[Event | ArcaneError | None] = []
     entries = []
     for index, (ident, text) in enumerate(items):

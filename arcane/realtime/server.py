@@ -9,6 +9,7 @@ import socketio
 from hypercorn.protocol import ws_stream
 from wsproto.extensions import PerMessageDeflate
 
+from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.realtime import direct
 
@@ -59,6 +60,7 @@ def create_server(settings: Settings) -> SocketServer:
         # A socket's events are handled one after another in its own receive task: in the
         # order sent, and without a new task per event (sockets still run concurrently).
         async_handlers=False,
+        json=jsoncodec,
     )
     direct.install(server.eio)
     return server

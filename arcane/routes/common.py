@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from quart import current_app, request, session
 
+from arcane import jsoncodec
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity, Member
 from arcane.game.service import normalize_code
@@ -22,7 +22,7 @@ async def json_body() -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
+        body = jsoncodec.loads(raw)
     except (ValueError, RecursionError):  # malformed, not text at all, or nested past the parser
         body = None
     if not isinstance(body, dict):
