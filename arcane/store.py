@@ -405,13 +405,16 @@ class Store:
         self._writer = writer
 
     async def close(self) -> None:
-        async with self._lock:
+        await self._acquire_writer()  # counted as waiting: queued chats take one more trip, not all
+        try:
             if self._batch is not None and self._writer is not None:
                 await _uninterrupted(self._end_batch(self._writer, self._batch))
             for conn in (self._reader, self._writer):
                 if conn is not None:
                     await conn.close()
             self._reader = self._writer = None
+        finally:
+            self._lock.release()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -512,8 +515,7 @@ class Store:
             while self._queued:
                 await self._acquire_writer()
                 try:
-                    jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
-                    await _uninterrupted(self._run_jobs(jobs))
+                    await _uninterrupted(self._run_trips())
                 finally:
                     self._lock.release()
         finally:
@@ -523,32 +525,50 @@ class Store:
                     future.set_exception(RuntimeError("store closed"))
             self._queued = []
 
-    async def _run_jobs(self, jobs: list[Job]) -> None:
+    async def _run_trips(self) -> None:
+        """Trips to the writer's thread for the queued jobs, while nobody else waits for it.
+
+        The next trip goes to the thread before the last one's events are published and its
+        callers answered: SQLite commits one batch while the event loop fans out the one
+        before. Events are still published in seq order, each batch only after its COMMIT.
+        """
+        trip = self._start_trip()
+        while trip is not None:
+            jobs, batch, outcome = trip
+            try:
+                results, events = await outcome
+            except BaseException as exc:
+                batch.done(exc)
+                for _, _, future in jobs:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, Exception):
+                    return
+                raise
+            batch.done(None)
+            trip = self._start_trip() if self._queued and self._waiting == 0 else None
+            if trip is not None:
+                await asyncio.sleep(0)  # the next trip's first step hands its jobs to the thread
+            if batch.events or events:
+                self.on_commit(batch.events + events)
+            for (_, _, future), result in zip(jobs, results):
+                if not future.done():
+                    future.set_result(result)
+
+    def _start_trip(self) -> tuple[list[Job], _Batch, asyncio.Task[tuple[list[Any], list[Event]]]] | None:
+        """Up to MAX_BATCH queued jobs, not cancelled, on their way to the writer's thread."""
+        jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
         jobs = [job for job in jobs if not job[2].done()]
-        if not jobs:
-            return
         conn = self._writer
+        if not jobs or conn is None:
+            for _, _, future in jobs:
+                future.set_exception(RuntimeError("store is not open"))
+            return None
         batch = self._batch or _Batch()
         self._batch = None
-        try:
-            if conn is None:
-                raise RuntimeError("store is not open")
-            outcomes = await _in_thread(conn, _run_batches, jobs, not conn.in_transaction, self.retention)
-        except BaseException as exc:
-            batch.done(exc)
-            for _, _, future in jobs:
-                if not future.done():
-                    future.set_exception(exc)
-            if isinstance(exc, Exception):
-                return
-            raise
-        results, events = outcomes
-        batch.done(None)
-        if batch.events or events:
-            self.on_commit(batch.events + events)
-        for (_, _, future), result in zip(jobs, results):
-            if not future.done():
-                future.set_result(result)
+        outcome = asyncio.ensure_future(
+            _in_thread(conn, _run_batches, jobs, not conn.in_transaction, self.retention))
+        return jobs, batch, outcome
 
     async def _acquire_writer(self) -> None:
         """The writer lock, counted in `_waiting` meanwhile: an open batch is left open for us."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -405,4 +406,43 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         assert sum(commits) == len(written) and len(commits) < len(written) // 4, commits
         await still_writes(store, recorder)
     finally:
+        await store.close()
+
+
+async def test_the_next_batch_commits_while_the_last_one_is_published(tmp_path: Path) -> None:
+    """Store.run: SQLite works on the next batch while the event loop fans out the last one."""
+    store, recorder, _ = await store_counting_commits(tmp_path)
+    first_may_commit = threading.Event()
+    second_on_the_thread = threading.Event()
+    overlapped: list[bool] = []
+    try:
+        await new_game(store)
+        recorder.published.clear()
+
+        def first(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+            first_may_commit.wait(5)
+            return _lines(db, items)
+
+        def second(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+            second_on_the_thread.set()
+            return _lines(db, items)
+
+        def publish(events: list[Event]) -> None:
+            if not recorder.published:  # the first batch: the second is on the thread by now
+                overlapped.append(second_on_the_thread.wait(5))
+            recorder(events)
+
+        store.on_commit = publish
+        early = asyncio.ensure_future(store.run(first, 1))
+        await asyncio.sleep(0.1)  # the first batch is on the writer's thread
+        late = [asyncio.ensure_future(store.run(second, n)) for n in (2, 3)]
+        await asyncio.sleep(0.1)  # and these are queued behind it
+        first_may_commit.set()
+        events = await asyncio.wait_for(asyncio.gather(early, *late), 15)
+        assert overlapped == [True]
+        assert [e.seq for e in events] == [2, 3, 4]
+        assert [(e.seq, e.payload["text"]) for e in recorder.published] == [(2, "line 1"), (3, "line 2"), (4, "line 3")]
+        await still_writes(store, recorder)
+    finally:
+        first_may_commit.set()
         await store.close()
