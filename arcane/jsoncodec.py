@@ -28,5 +28,3 @@ def dumps(obj: Any, **_formatting: Any) -> str:
 def loads(data: str | bytes | bytearray | memoryview, **_options: Any) -> Any:
     return orjson.loads(data)
 
-
-JSONDecodeError = orjson.JSONDecodeError
