@@ -405,16 +405,13 @@ class Store:
         self._writer = writer
 
     async def close(self) -> None:
-        await self._acquire_writer()  # counted as waiting: queued chats take one more trip, not all
-        try:
+        async with self._holding_writer():
             if self._batch is not None and self._writer is not None:
                 await _uninterrupted(self._end_batch(self._writer, self._batch))
             for conn in (self._reader, self._writer):
                 if conn is not None:
                     await conn.close()
             self._reader = self._writer = None
-        finally:
-            self._lock.release()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -513,11 +510,8 @@ class Store:
     async def _run_queued(self) -> None:
         try:
             while self._queued:
-                await self._acquire_writer()
-                try:
+                async with self._holding_writer():
                     await _uninterrupted(self._run_trips())
-                finally:
-                    self._lock.release()
         finally:
             self._runner = None
             for _, _, future in self._queued:  # only if the runner itself was cancelled
@@ -569,6 +563,16 @@ class Store:
         outcome = asyncio.ensure_future(
             _in_thread(conn, _run_batches, jobs, not conn.in_transaction, self.retention))
         return jobs, batch, outcome
+
+    @asynccontextmanager
+    async def _holding_writer(self) -> AsyncIterator[None]:
+        """The writer lock, for the whole block. Whoever waits for it is counted (`_acquire_writer`):
+        a batch is left open for them, and a chain of chat trips ends to let them in."""
+        await self._acquire_writer()
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     async def _acquire_writer(self) -> None:
         """The writer lock, counted in `_waiting` meanwhile: an open batch is left open for us."""
@@ -625,7 +629,7 @@ class Store:
             task.add_done_callback(self._flushing.discard)
 
     async def _flush(self) -> None:
-        async with self._lock:
+        async with self._holding_writer():
             batch, conn = self._batch, self._writer
             if batch is not None and conn is not None:
                 await _uninterrupted(self._end_batch(conn, batch))

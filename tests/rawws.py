@@ -50,6 +50,13 @@ class RawSocketIO:
         await self.send(f"42{self._ack_id}" + json.dumps([event, data]))
         return self._ack_id
 
+    async def ack(self, ack_id: int, timeout: float = 10) -> tuple[Any, list[str]]:
+        """The answer to call `ack_id`, and every packet that arrived before it."""
+        before = []
+        while not (packet := await asyncio.wait_for(self.message(), timeout)).startswith(f"43{ack_id}["):
+            before.append(packet)
+        return json.loads(packet[len(f"43{ack_id}"):])[0], before
+
     async def message(self) -> str:
         """The next Engine.IO packet, answering the server's pings on the way."""
         while True:

@@ -22,9 +22,8 @@ async def test_a_chat_in_any_script_arrives_unchanged_on_every_transport_and_fro
         bram_socket = await socket_for(bram)
         cara_stream = await sse_for(cara)
         raw = await RawSocketIO.open(server.port, ann.token)
-        ack = await raw.call("join_game_room", {"game_code": ann.game_code})
-        frames = [await asyncio.wait_for(raw.message(), 10)]
-        assert frames[0].startswith(f"43{ack}[")
+        joined, before = await raw.ack(await raw.call("join_game_room", {"game_code": ann.game_code}))
+        assert joined["ok"] is True and before == []
 
         said = await bram_socket.call("chat_message", {"text": SPOKEN})
         assert said["ok"] is True
@@ -32,9 +31,9 @@ async def test_a_chat_in_any_script_arrives_unchanged_on_every_transport_and_fro
         chat = await bram_socket.wait_event("chat_message")
         assert chat["text"] == SPOKEN
         assert (await cara_stream.wait_event("chat_message")).data["text"] == SPOKEN
-        while not any('"chat_message"' in frame for frame in frames):
-            frames.append(await asyncio.wait_for(raw.message(), 10))
-        frame = next(frame for frame in frames if '"chat_message"' in frame)
+        frame = await asyncio.wait_for(raw.message(), 10)
+        while '"chat_message"' not in frame:
+            frame = await asyncio.wait_for(raw.message(), 10)
         assert "龍の書 ✨" in frame  # written as UTF-8 on the wire, not as \u escapes
         assert json.loads(frame[2:])[1]["text"] == SPOKEN
         poller = Poller(ann, after=0, timeout=0)
@@ -56,24 +55,20 @@ async def test_json_the_codec_refuses_is_dropped_and_the_socket_goes_on(tmp_path
     async with serving(tmp_path) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         raw = await RawSocketIO.open(server.port, ann.token)
-        ack = await raw.call("join_game_room", {"game_code": ann.game_code})
-        assert (await asyncio.wait_for(raw.message(), 10)).startswith(f"43{ack}[")
+        joined, before = await raw.ack(await raw.call("join_game_room", {"game_code": ann.game_code}))
+        assert joined["ok"] is True and before == []
         for bad in ('{"text":NaN}', '{"text":"\\ud800"}', '{"text":1e400}', '{"text":"open'):
             await raw.send(f'4290["chat_message",{bad}]')
         await raw.send('4291["chat_message",{"text":"still here"}]')
-        packets = []
-        while not any(packet.startswith("4391") for packet in packets):
-            packets.append(await asyncio.wait_for(raw.message(), 10))
-        assert not any(packet.startswith("4390") for packet in packets), packets
+        said, before = await raw.ack(91)
+        assert said["ok"] is True
+        assert not any(packet.startswith("4390") for packet in before), before
         texts = [e["data"]["text"] for e in (await bram.get("/poll?after=0&timeout=0")).json()["events"]
                  if e["event"] == "chat_message"]
         assert texts == ["still here"]
 
-        huge = await raw.call("join_game_room", {"game_code": ann.game_code, "last_seq": 10**30})
-        packet = await asyncio.wait_for(raw.message(), 10)
-        while not packet.startswith(f"43{huge}["):
-            packet = await asyncio.wait_for(raw.message(), 10)
-        assert json.loads(packet[len(f"43{huge}"):])[0]["error"]["code"] == "VALIDATION_ERROR"
+        huge, _ = await raw.ack(await raw.call("join_game_room", {"game_code": ann.game_code, "last_seq": 10**30}))
+        assert huge["error"]["code"] == "VALIDATION_ERROR"
         await raw.close()
         await ann.close()
         await bram.close()
