@@ -213,6 +213,7 @@ def storm(server: Server, load: Load) -> dict[str, Any]:
 
 def run(load: Load, peers: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"fanout": {}, "memory": {}}
+    speed_before, ticks_before = reference_ms(), cpu_ticks()
     catalogue = servers()
     keys = ["arcane", *peers]
     fan_runs: dict[str, list[dict[str, Any]]] = {}
@@ -232,7 +233,36 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
         for players in load.night_smaller}
     results["storm"] = attempt("reconnect storm", catalogue["arcane"], lambda s: storm(s, load))
     results["polls"] = attempt("long-poll answers", catalogue["arcane"], lambda s: polls(s, load))
+    results["machine"] = {"reference_ms": [speed_before, reference_ms()],
+                          "steal_percent": steal_percent(ticks_before, cpu_ticks())}
     return results
+
+
+# -- how fast the machine was ------------------------------------------------------------------
+
+def reference_ms() -> float:
+    """Milliseconds for a fixed single-threaded Python workload, the best of five: the same
+    code on a slower (or busier) machine takes longer, so runs of different days compare."""
+    def work() -> float:
+        started = time.perf_counter()
+        rows = [{"seq": n, "text": f"line {n}", "ok": n % 2 == 0} for n in range(20_000)]
+        total = sum(len(json.dumps(row)) for row in rows)
+        assert total > 0
+        return (time.perf_counter() - started) * 1000
+    return round(min(work() for _ in range(5)), 1)
+
+
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, by kind, in clock ticks (the first line of /proc/stat)."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to other machines between two readings."""
+    spent = [b - a for a, b in zip(before, after)]
+    # user nice system idle iowait irq softirq steal guest guest_nice: guests are inside user
+    total = sum(spent[:8])
+    return round(100 * spent[7] / total, 2) if total else 0.0
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -414,6 +444,17 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB, Linux {platform.release()}"
 
 
+def speed(results: dict[str, Any]) -> str:
+    figures = results.get("machine")
+    if not figures:
+        return ""
+    start, end = figures["reference_ms"]
+    return (f"A fixed single-threaded Python workload (`reference_ms` in bench/run.py) took {start} ms\n"
+            f"  before the run and {end} ms after it: the same code on a machine twice as slow takes twice\n"
+            f"  as long, so compare runs of different days by it. CPU taken by the hypervisor (steal)\n"
+            f"  during the run: {figures['steal_percent']}%.")
+
+
 def versions() -> str:
     def py(name: str) -> str:
         try:
@@ -449,7 +490,7 @@ def write_report(results: dict[str, Any], out: Path, command: str, load: Load) -
 Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every figure below
 comes from one machine: compare the rows with each other, not with other machines.
 
-- **Machine:** {machine()}
+- **Machine:** {machine()}. {speed(results)}
 - **Versions:** {versions()}
 - **Load:** {json.dumps(load.__dict__)}. One Node process (`bench/load/load.mjs`, socket.io-client
   over websocket, plus its own SSE and long-poll clients) drives every client; each server runs

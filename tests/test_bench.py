@@ -38,12 +38,16 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     assert smaller["players"] == 4 and all(smaller["chat_deliveries"][t] > 0 for t in smaller["chat_deliveries"])
     assert results["storm"]["complete"] == results["storm"]["players"] == 8
     assert results["polls"]["polls"] > 0 and results["polls"]["errors"] == 0
+    assert all(ms > 0 for ms in results["machine"]["reference_ms"]) and len(results["machine"]["reference_ms"]) == 2
+    assert 0 <= results["machine"]["steal_percent"] <= 100
 
     report = out.read_text()
     for heading in ("## Targets", "### Fan-out saturation", "### Memory", "### Game night",
                     "### Game night at fewer players", "### Long-poll answers", "### Reconnect storm"):
         assert heading in report
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
+    start, end = results["machine"]["reference_ms"]
+    assert f"took {start} ms\n  before the run and {end} ms after it" in report
     png = out.with_suffix(".png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
@@ -72,3 +76,12 @@ def test_a_failed_fan_out_run_is_listed_and_the_median_is_of_the_runs_that_finis
                "storm": {"failed": "not run"}}
     row = next(line for line in harness.tables(results).splitlines() if line.startswith("| python-socketio"))
     assert "| 800 | 900, failed: lost its clients, 700, 800 |" in row
+
+
+def test_the_steal_share_is_the_hypervisor_s_part_of_the_time_between_two_readings() -> None:
+    harness = _harness()
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    before = [100, 0, 50, 800, 0, 0, 10, 40, 30, 0]
+    after = [400, 0, 150, 1400, 0, 0, 30, 120, 90, 0]  # 1,100 ticks spent, 80 of them stolen
+    assert harness.steal_percent(before, after) == round(100 * 80 / 1100, 2)
+    assert harness.steal_percent(before, before) == 0.0
