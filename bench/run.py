@@ -246,8 +246,8 @@ def reference_ms() -> float:
     def work() -> float:
         started = time.perf_counter()
         rows = [{"seq": n, "text": f"line {n}", "ok": n % 2 == 0} for n in range(20_000)]
-        total = sum(len(json.dumps(row)) for row in rows)
-        assert total > 0
+        for row in rows:
+            json.dumps(row)
         return (time.perf_counter() - started) * 1000
     return round(min(work() for _ in range(5)), 1)
 
