@@ -238,33 +238,6 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
     return results
 
 
-# -- how fast the machine was ------------------------------------------------------------------
-
-def reference_ms() -> float:
-    """Milliseconds for a fixed single-threaded Python workload, the best of five: the same
-    code on a slower (or busier) machine takes longer, so runs of different days compare."""
-    def work() -> float:
-        started = time.perf_counter()
-        rows = [{"seq": n, "text": f"line {n}", "ok": n % 2 == 0} for n in range(20_000)]
-        for row in rows:
-            json.dumps(row)
-        return (time.perf_counter() - started) * 1000
-    return round(min(work() for _ in range(5)), 1)
-
-
-def cpu_ticks() -> list[int]:
-    """The machine's CPU time so far, by kind, in clock ticks (the first line of /proc/stat)."""
-    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-
-
-def steal_percent(before: list[int], after: list[int]) -> float:
-    """The share of CPU time the hypervisor gave to other machines between two readings."""
-    spent = [b - a for a, b in zip(before, after)]
-    # user nice system idle iowait irq softirq steal guest guest_nice: guests are inside user
-    total = sum(spent[:8])
-    return round(100 * spent[7] / total, 2) if total else 0.0
-
-
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median deliveries per second of those that did not fail (the lower of
     the middle two for an even count), with every run's figure, or its failure, in `runs`;
@@ -444,10 +417,33 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1024 / 1024:.0f} GiB, Linux {platform.release()}"
 
 
+def reference_ms() -> float:
+    """Milliseconds for a fixed single-threaded Python workload, the best of five: the same
+    code on a slower (or busier) machine takes longer, so runs of different days compare."""
+    def work() -> float:
+        started = time.perf_counter()
+        rows = [{"seq": n, "text": f"line {n}", "ok": n % 2 == 0} for n in range(20_000)]
+        for row in rows:
+            json.dumps(row)
+        return (time.perf_counter() - started) * 1000
+    return round(min(work() for _ in range(5)), 1)
+
+
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, by kind, in clock ticks (the first line of /proc/stat)."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float:
+    """The share of CPU time the hypervisor gave to other machines between two readings."""
+    spent = [b - a for a, b in zip(before, after)]
+    # user nice system idle iowait irq softirq steal guest guest_nice: guests are inside user
+    total = sum(spent[:8])
+    return round(100 * spent[7] / total, 2) if total else 0.0
+
+
 def speed(results: dict[str, Any]) -> str:
-    figures = results.get("machine")
-    if not figures:
-        return ""
+    figures = results["machine"]
     start, end = figures["reference_ms"]
     return (f"A fixed single-threaded Python workload (`reference_ms` in bench/run.py) took {start} ms\n"
             f"  before the run and {end} ms after it: the same code on a machine twice as slow takes twice\n"
