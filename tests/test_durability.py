@@ -288,6 +288,44 @@ async def test_a_broken_migration_changes_nothing_and_lets_go_of_the_database(
         await store.close()
 
 
+async def test_a_log_kept_by_game_and_seq_moves_to_the_appended_table_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "codex.db"
+    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS[:1])  # the schema before the log was appended
+    store, _ = await open_store(path)
+    try:
+        for code in ("ABC123", "XYZ789"):
+            await new_game(store, code)
+        async with store.transaction() as tx:
+            await tx.log("XYZ789", "whisper", {"text": "only Aria"}, to_player="aria")
+            await tx.log("ABC123", "chat_message", {"text": "hello"})
+        before = {code: await store.events_after(code, 0, "aria") for code in ("ABC123", "XYZ789")}
+    finally:
+        await store.close()
+    assert user_version(path) == 1
+
+    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS)
+    store, _ = await open_store(path)
+    try:
+        assert user_version(path) == len(MIGRATIONS)
+        after = {code: await store.events_after(code, 0, "aria") for code in ("ABC123", "XYZ789")}
+        assert after == before
+        assert [(e.name, e.seq) for e in after["XYZ789"]] == [("player_joined", 1), ("whisper", 2)]
+        assert await store.events_after("XYZ789", 0, "bran") == after["XYZ789"][:1]  # still private
+        async with store.transaction() as tx:
+            await tx.log("ABC123", "chat_message", {"text": "again"})
+        assert [e.seq for e in await store.events_after("ABC123", 0, None)] == [1, 2, 3]
+        plan = await store.fetchall(
+            "EXPLAIN QUERY PLAN SELECT payload FROM events WHERE game_code = ? AND seq > ?", ("ABC123", 0))
+        assert "SEARCH events USING INDEX events_by_game" in plan[0]["detail"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        table = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    conn.close()
+    assert "id INTEGER PRIMARY KEY" in table and "WITHOUT ROWID" not in table
+
+
 def user_version(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
