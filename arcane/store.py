@@ -12,7 +12,7 @@ import contextvars
 import fcntl
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -247,16 +247,21 @@ class Writes:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
 
-    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str]]) -> list[Event]:
+    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str]],
+                 bounds: Mapping[str, tuple[int, int]] | None = None) -> list[Event]:
         """Append (game_code, name, payload, audience) entries to their games' logs, in order,
-        in four statements however many there are; prunes past retention as `log` does."""
+        in three statements however many there are; prunes past retention as `log` does.
+
+        `bounds` may give each game's (last_seq, log_floor) as read in this transaction, by a
+        statement the caller makes anyway: one statement fewer."""
         if not entries:
             return []
         games = {game_code for game_code, _, _, _ in entries}
-        row = self._db.execute(
-            "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
-            " WHERE code IN (SELECT value FROM json_each(?))", (jsoncodec.dumps(sorted(games)),)).fetchone()
-        bounds = {code: (last, floor) for code, last, floor in jsoncodec.loads(row[0])}
+        if bounds is None:
+            row = self._db.execute(
+                "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
+                " WHERE code IN (SELECT value FROM json_each(?))", (jsoncodec.dumps(sorted(games)),)).fetchone()
+            bounds = {code: (last, floor) for code, last, floor in jsoncodec.loads(row[0])}
         missing = games - bounds.keys()
         assert not missing, f"log_many() for unknown games {missing}"
         now = time.time()
@@ -266,11 +271,11 @@ class Writes:
             last[game_code] += 1
             event = Event(game_code, name, payload, audience, last[game_code], now)
             events.append(event)
-            rows.append((game_code, event.seq, name, audience, jsoncodec.dumps(payload), now))
+            rows.append((game_code, event.seq, name, audience, jsoncodec.dumps(payload)))
         self._db.execute(
             "INSERT INTO events (game_code, seq, event, audience, payload, created_at)"
-            " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)",
-            (jsoncodec.dumps(rows),))
+            " SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 FROM json_each(?2)",
+            (now, jsoncodec.dumps(rows)))
         self._db.execute(
             "UPDATE games SET last_seq = j.value->>1 FROM json_each(?) AS j WHERE games.code = j.value->>0",
             (jsoncodec.dumps(list(last.items())),))

@@ -552,12 +552,17 @@ class GameService:
 def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | ArcaneError]:
     """Every chat of a batch on the writer's thread, in a few statements (`Store.run`)."""
     row = db.fetchone(
-        "SELECT json_group_array(json_array(j.key, g.code, p.role, p.name)) FROM json_each(?) AS j"
+        "SELECT json_group_array(json_array(j.key, g.code, g.last_seq, g.log_floor, p.role, p.name))"
+        " FROM json_each(?) AS j"
         " LEFT JOIN games g ON g.code = j.value->>0"
         " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
         (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _ in items]),),
     )
-    seats = {key: (code, role, name) for key, code, role, name in jsoncodec.loads(row[0])}
+    seats, bounds = {}, {}
+    for key, code, last_seq, log_floor, role, name in jsoncodec.loads(row[0]):
+        seats[key] = (code, role, name)
+        if code is not None:
+            bounds[code] = (last_seq, log_floor)
     answers: list[Event | ArcaneError | None] = []
     entries = []
     for index, (ident, text) in enumerate(items):
@@ -572,7 +577,7 @@ def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | Arcane
             answers.append(None)
             entries.append((ident.game_code, "chat_message",
                             {"player_id": ident.player_id, "player_name": name, "text": text}, ROOM))
-    logged = iter(db.log_many(entries))
+    logged = iter(db.log_many(entries, bounds))
     return [answer if answer is not None else next(logged) for answer in answers]
 
 
