@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import fcntl
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ import aiosqlite
 from arcane import jsoncodec
 from arcane.events import ROOM, Event, player_audience
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
@@ -415,6 +417,7 @@ class Store:
         self._batch: _Batch | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._queued: list[Job] = []
+        self._answers: dict[asyncio.Future[Any], Callable[[Any], None]] = {}  # see `run`
         self._runner: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -508,7 +511,8 @@ class Store:
             assert batch is not None
             await _uninterrupted(batch.committed)
 
-    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any) -> Any:
+    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any,
+                  *, answer: Callable[[Any], None] | None = None) -> Any:
         """One item of a batched action, run on the writer's thread: `action(writes, items)`.
 
         For the hot, simple actions (chat). Items queued while the writer is busy go to
@@ -518,16 +522,24 @@ class Store:
         `transaction()` actions if one is open) and its COMMIT: one fsync and one handoff
         for all. Each returns only after that COMMIT; events are published in seq order.
         If `action` itself raises, its whole call rolls back and every item gets the error.
+        `answer(result)`, if given, is called the moment a result that is not an exception
+        is known, before the batch's events are published: what the caller will send with
+        them can be made ready.
         """
         if self._writer is None:
             raise RuntimeError("store is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((action, item, future))
+        if answer is not None:
+            self._answers[future] = answer
         if self._runner is None:
             self._runner = asyncio.ensure_future(self._run_queued())
         # A caller cancelled before its trip begins is dropped from it; once begun, its item
         # commits with the others, though nobody is left to acknowledge it to.
-        result = await future
+        try:
+            result = await future
+        finally:
+            self._answers.pop(future, None)
         if isinstance(result, Exception):
             raise result
         return result
@@ -568,11 +580,19 @@ class Store:
             trip = self._start_trip() if self._queued and self._waiting == 0 else None
             if trip is not None:
                 await asyncio.sleep(0)  # the next trip's first step hands its jobs to the thread
-            if batch.events or events:
-                self.on_commit(batch.events + events)
+            # The callers first: they run only after this step, which publishes; their
+            # `answer`s now, so what they send can go out with the events.
             for (_, _, future), result in zip(jobs, results):
                 if not future.done():
                     future.set_result(result)
+                    answer = self._answers.pop(future, None)
+                    if answer is not None and not isinstance(result, Exception):
+                        try:
+                            answer(result)
+                        except Exception:  # it only makes ready early what the caller sends anyway
+                            log.exception("a caller's answer to its result failed")
+            if batch.events or events:
+                self.on_commit(batch.events + events)
 
     def _start_trip(self) -> tuple[list[Job], _Batch, asyncio.Task[tuple[list[Any], list[Event]]]] | None:
         """Up to MAX_BATCH queued jobs, not cancelled, on their way to the writer's thread."""

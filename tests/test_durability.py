@@ -447,6 +447,38 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         await store.close()
 
 
+async def test_an_answer_comes_before_its_event_is_published_and_one_that_fails_harms_nobody(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+        recorder.published.clear()
+        answered: dict[int, tuple[int, int]] = {}  # n -> (its seq, how many events were published then)
+
+        def answer(n: int) -> Any:
+            def noted(event: Event) -> None:
+                if n == 3:
+                    raise RuntimeError("the quill snaps")
+                answered[n] = (event.seq, len(recorder.published))
+            return noted
+
+        results = await asyncio.gather(*(store.run(_lines, n, answer=answer(n)) for n in range(1, 9)),
+                                       return_exceptions=True)
+        events = dict(zip(range(1, 9), results))
+        assert isinstance(events.pop(7), ValueError)  # refused: nothing to answer
+        assert all(isinstance(e, Event) for e in events.values()), results
+        assert sorted(answered) == [1, 2, 4, 5, 6, 8]
+        published = [e.seq for e in recorder.published]
+        assert published == sorted(e.seq for e in events.values())  # n == 3 was published all the same
+        for n, (seq, published_then) in answered.items():
+            assert seq == events[n].seq
+            assert published_then <= published.index(seq)  # answered before its batch went out
+        assert "answer to its result failed" in caplog.text
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
+
+
 async def test_the_next_batch_commits_while_the_last_one_is_published(tmp_path: Path) -> None:
     """Store.run: SQLite works on the next batch while the event loop fans out the last one."""
     store, recorder, _ = await store_counting_commits(tmp_path)

@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 from engineio import packet as eio_packet
 
@@ -216,3 +217,98 @@ async def test_a_client_that_stops_reading_is_cut_past_the_stream_buffer_and_res
         await back.close()
         await ann.close()
         await bram.close()
+
+
+class _Recorded:
+    """A transport (or hypercorn's stream writer) that notes what goes through `write`."""
+
+    def __init__(self, inner: Any, writes: list[bytes]) -> None:
+        self._inner = inner
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def spy_on_writes(queue: SocketQueue) -> list[bytes]:
+    """Every write straight to the socket's transport from now on; each still goes out."""
+    assert queue.ws is not None and queue.ws._connection is not None
+    server = queue.ws._connection.server  # hypercorn's TCPServer; uvloop's transport takes no spy
+    writes: list[bytes] = []
+    writer = _Recorded(server.writer, [])  # hypercorn's own writes are not ours: not noted
+    writer.transport = _Recorded(server.writer.transport, writes)
+    server.writer = writer
+    return writes
+
+
+async def test_a_chat_and_its_ack_reach_the_sender_in_one_write_and_the_ack_once(tmp_path: Path) -> None:
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        raw = await RawSocketIO.open(server.port, ann.token)
+        joined, _ = await raw.ack(await raw.call("join_game_room", {"game_code": ann.game_code}))
+        assert (await raw.message()).startswith('42["reconnect_sync",')  # no cursor: the whole view
+        queue = only_queue(server)
+        watcher = await socket_for(bram)
+        writes = spy_on_writes(queue)
+
+        ack_id = await raw.call("chat_message", {"text": "together"})
+        answer, before = await raw.ack(ack_id)
+        assert answer == {"ok": True, "seq": joined["seq"] + 1}
+        chats = [p for p in before if p.startswith('42["chat_message",')]  # Bram's arrival may be there too
+        assert [json.loads(p[2:]) for p in chats] == [
+            ["chat_message", {"player_id": ann.player_id, "player_name": "Ann", "text": "together",
+                              "seq": answer["seq"], "timestamp": ANY}]]
+        chat = text_frame(chats[0].encode())
+        ack = text_frame(f"43{ack_id}".encode() + json.dumps([answer], separators=(",", ":")).encode())
+        assert [w for w in writes if b'"chat_message"' in w or f"43{ack_id}[".encode() in w] == [chat + ack]
+        await watcher.wait_event("chat_message", text="together")
+
+        # python-socketio's own ack was dropped: the next answer is the next call's, nothing between.
+        ping_id = await raw.call("ping", None)
+        _, between = await raw.ack(ping_id)
+        assert [p for p in between if p.startswith(f"43{ack_id}[")] == []
+
+        # Without an ack id there is nothing to answer: the chat alone.
+        writes.clear()
+        await raw.send("42" + json.dumps(["chat_message", {"text": "unasked"}]))
+        unasked = await asyncio.wait_for(raw.message(), 10)
+        assert json.loads(unasked[2:])[1]["text"] == "unasked"
+        assert [w for w in writes if b'"chat_message"' in w] == [text_frame(unasked.encode())]
+        await raw.close()
+        await watcher.close()
+        await ann.close()
+        await bram.close()
+
+
+async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_after_it(tmp_path: Path) -> None:
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, = await seat_party(server, ["Ann"])
+        raw = await RawSocketIO.open(server.port, ann.token)
+        joined, _ = await raw.ack(await raw.call("join_game_room", {"game_code": ann.game_code}))
+        assert (await raw.message()).startswith('42["reconnect_sync",')
+        queue = only_queue(server)
+        assert queue.ws is not None and queue.ws._connection is not None
+        send_lock = queue.ws._connection.server.send_lock
+        await send_lock.acquire()  # hypercorn is writing: nothing may jump ahead of it
+        try:
+            ack_id = await raw.call("chat_message", {"text": "behind"})
+            for _ in range(500):
+                if (await server.runtime.store.log_bounds(ann.game_code) or (0, 0))[1] > joined["seq"]:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the handler has returned; its ack waits too
+            assert queue.qsize() + queue.taken >= 1
+        finally:
+            send_lock.release()
+        answer, before = await raw.ack(ack_id)
+        assert answer == {"ok": True, "seq": joined["seq"] + 1}
+        assert [json.loads(p[2:])[1]["text"] for p in before if p.startswith('42["chat_message",')] == ["behind"]
+        ping_id = await raw.call("ping", None)
+        _, between = await raw.ack(ping_id)
+        assert [p for p in between if p.startswith("43")] == []
+        await raw.close()
+        await ann.close()

@@ -451,9 +451,10 @@ class GameService:
 
     # -- chat and typing ---------------------------------------------------------------------
 
-    async def chat(self, ident: Identity, text: Any) -> Event:
+    async def chat(self, ident: Identity, text: Any, *, answer: Callable[[Event], None] | None = None) -> Event:
+        """The chat line, logged; `answer(event)` as soon as it is committed (`Store.run`)."""
         text = clean_text(text)
-        return await self._store.run(_chats, (ident, text))  # type: ignore[no-any-return]
+        return await self._store.run(_chats, (ident, text), answer=answer)  # type: ignore[no-any-return]
 
     async def typing(self, ident: Identity, is_typing: Any, *, member: Member | None = None) -> None:
         if not isinstance(is_typing, bool):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from arcane.events import Event
 from arcane.feed import CatchUp, Feed
 from arcane.game.records import Identity, Member
 from arcane.realtime import direct
+from arcane.realtime.server import Reply
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ class Connection:
     token_identity: Identity | None
     room: Room | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    early_reply: EarlyReply | None = None
+
+    def answer_with(self, reply: Reply, answer: Callable[[Event], dict[str, Any]], event: Event) -> None:
+        """`event` answers the event being handled: its ack may go out in the same write
+        (`Delivery`), if it is published to this socket before the handler returns."""
+        self.early_reply = EarlyReply(event, reply, reply.frame(answer(event)))
 
     def identity_for(self, game_code: str) -> Identity | None:
         if self.token_identity is not None:
@@ -47,6 +55,15 @@ class Connection:
         """Limits count per player, across tabs and processes; per socket until it has a seat."""
         ident = self.room.ident if self.room is not None else self.token_identity
         return f"socket:{self.sid}" if ident is None else ident.rate_key
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyReply:
+    """An ack ready before its handler returns, and the event it answers (`Connection.answer_with`)."""
+
+    event: Event
+    reply: Reply
+    frame: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +134,21 @@ class Delivery:
         queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
         if queue.qsize() >= self._limit:  # a client that stopped reading
             self._fall_behind()
-        else:
+        elif not self._with_reply(queue, event):
             queue.put_message(event.socketio_packet(), direct.event_frame(event))
+        return True
+
+    def _with_reply(self, queue: direct.SocketQueue, event: Event) -> bool:
+        """The event and the ack it answers in one write, when the ack is ready and nothing
+        is ahead of them: one segment for the client to read, where two would follow each
+        other within a loop turn. Else the ack goes as usual when its handler returns."""
+        early = self._conn.early_reply
+        if early is None or early.event is not event:
+            return False
+        self._conn.early_reply = None
+        if not queue.write_now(direct.event_frame(event) + early.frame):
+            return False
+        early.reply.sent = True
         return True
 
     async def _run(self, first: CatchUp | None) -> None:

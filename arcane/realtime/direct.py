@@ -92,6 +92,10 @@ class SocketQueue(SlimQueue):
             return
         super().put_nowait(eio_packet.Packet(eio_packet.MESSAGE, data=socketio_packet))
 
+    def write_now(self, frames: bytes) -> bool:
+        """Write whole frames at once if nothing is ahead of them; else False, and nothing is queued."""
+        return self._clear() and self.ws is not None and self.ws.write(frames)
+
     def get_nowait(self) -> Any:
         item = super().get_nowait()
         if item is not None and self.ws is not None and self.ws.upgraded():

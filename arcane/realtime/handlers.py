@@ -17,7 +17,7 @@ from arcane.feed import Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
-from arcane.realtime.server import ACK_WANTED
+from arcane.realtime.server import REPLY
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -77,7 +77,7 @@ class Realtime:
         return run
 
     async def _refuse(self, sid: str, name: str, error: ArcaneError) -> dict[str, Any]:
-        if not ACK_WANTED.get():
+        if REPLY.get() is None:
             await self.sio.emit("error", error.to_dict() | {"event": name}, to=sid)
         return {"error": error.to_dict()}
 
@@ -204,8 +204,13 @@ class Realtime:
 
     async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
-        event = await self.rt.service.chat(room.ident, _object(data).get("text"))
-        return {"ok": True, "seq": event.seq}
+        reply = REPLY.get()
+        answer = None if reply is None else functools.partial(conn.answer_with, reply, _chat_answer)
+        try:
+            event = await self.rt.service.chat(room.ident, _object(data).get("text"), answer=answer)
+        finally:
+            conn.early_reply = None
+        return _chat_answer(event)
 
     async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
@@ -222,6 +227,10 @@ class Realtime:
         payload = {"timestamp": time.time()}
         await self.sio.emit("pong", payload, to=conn.sid)
         return {"ok": True} | payload
+
+
+def _chat_answer(event: Event) -> dict[str, Any]:
+    return {"ok": True, "seq": event.seq}
 
 
 def _object(data: Any) -> dict[str, Any]:

@@ -13,11 +13,33 @@ from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.realtime import direct
 
-ACK_WANTED: contextvars.ContextVar[bool] = contextvars.ContextVar("ack_wanted", default=False)
+
+class Reply:
+    """The ack a client asked for with the event being handled.
+
+    A handler may write it early, in the same write as an event it answers
+    (`Delivery`): then the ack python-socketio sends when the handler returns is dropped.
+    """
+
+    __slots__ = ("id", "namespace", "sent")
+
+    def __init__(self, id: int, namespace: str) -> None:
+        self.id = id
+        self.namespace = namespace
+        self.sent = False
+
+    def frame(self, answer: dict[str, Any]) -> bytes:
+        """The websocket frame of the ack carrying `answer`, as python-socketio would encode it."""
+        pkt = socketio.packet.Packet(socketio.packet.ACK, namespace=self.namespace, id=self.id, data=[answer])
+        return direct.text_frame(("4" + pkt.encode()).encode())
+
+
+# The ack the client awaits for the event being handled, if it asked for one.
+REPLY: contextvars.ContextVar[Reply | None] = contextvars.ContextVar("reply", default=None)
 
 
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """An AsyncServer whose handlers can tell whether the client awaits an ack.
+    """An AsyncServer whose handlers know the ack the client awaits, if any (`REPLY`).
 
     Errors go back through the ack when there is one, else as an `error` event;
     python-socketio does not expose the ack id to handlers, so it is noted here.
@@ -26,11 +48,17 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_event_internal(  # type: ignore[override]
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
     ) -> Any:
-        token = ACK_WANTED.set(id is not None)
+        token = REPLY.set(None if id is None else Reply(id, namespace))
         try:
             return await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
         finally:
-            ACK_WANTED.reset(token)
+            REPLY.reset(token)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        reply = REPLY.get()
+        if reply is not None and reply.sent and pkt.packet_type == socketio.packet.ACK and pkt.id == reply.id:
+            return  # written already, with the event it answers
+        await super()._send_packet(eio_sid, pkt)
 
 
 class _DeclinedDeflate(PerMessageDeflate):  # type: ignore[misc]
