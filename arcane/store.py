@@ -25,6 +25,7 @@ from arcane import jsoncodec
 from arcane.events import ROOM, Event, player_audience
 
 log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
