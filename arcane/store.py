@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, NamedTuple, TypeVar
 
 import aiosqlite
 
@@ -290,7 +290,13 @@ class Writes:
         return events
 
 
-Job = tuple[Callable[..., list[Any]], Any, "asyncio.Future[Any]"]
+class Job(NamedTuple):
+    """One item of a batched action, queued for the writer's thread (`Store.run`)."""
+
+    action: Callable[..., list[Any]]
+    item: Any
+    future: asyncio.Future[Any]
+    answer: Callable[[Any], None] | None
 
 
 def _run_batches(db: sqlite3.Connection, jobs: list[Job], begin: bool,
@@ -304,14 +310,14 @@ def _run_batches(db: sqlite3.Connection, jobs: list[Job], begin: bool,
     try:
         start = 0
         while start < len(jobs):
-            action = jobs[start][0]
+            action = jobs[start].action
             end = start
-            while end < len(jobs) and jobs[end][0] is action:
+            while end < len(jobs) and jobs[end].action is action:
                 end += 1
             db.execute("SAVEPOINT action")
             writes = Writes(db, retention)
             try:
-                answered = action(writes, [item for _, item, _ in jobs[start:end]])
+                answered = action(writes, [job.item for job in jobs[start:end]])
                 assert len(answered) == end - start, f"{action.__name__}: {len(answered)} answers, {end - start} items"
             except Exception as exc:
                 _undo_action(db)
@@ -418,7 +424,6 @@ class Store:
         self._batch: _Batch | None = None
         self._flushing: set[asyncio.Task[None]] = set()
         self._queued: list[Job] = []
-        self._answers: dict[asyncio.Future[Any], Callable[[Any], None]] = {}  # see `run`
         self._runner: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -530,17 +535,12 @@ class Store:
         if self._writer is None:
             raise RuntimeError("store is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append((action, item, future))
-        if answer is not None:
-            self._answers[future] = answer
+        self._queued.append(Job(action, item, future, answer))
         if self._runner is None:
             self._runner = asyncio.ensure_future(self._run_queued())
         # A caller cancelled before its trip begins is dropped from it; once begun, its item
         # commits with the others, though nobody is left to acknowledge it to.
-        try:
-            result = await future
-        finally:
-            self._answers.pop(future, None)
+        result = await future
         if isinstance(result, Exception):
             raise result
         return result
@@ -552,9 +552,9 @@ class Store:
                     await _uninterrupted(self._run_trips())
         finally:
             self._runner = None
-            for _, _, future in self._queued:  # only if the runner itself was cancelled
-                if not future.done():
-                    future.set_exception(RuntimeError("store closed"))
+            for job in self._queued:  # only if the runner itself was cancelled
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("store closed"))
             self._queued = []
 
     async def _run_trips(self) -> None:
@@ -571,9 +571,9 @@ class Store:
                 results, events = await outcome
             except BaseException as exc:
                 batch.done(exc)
-                for _, _, future in jobs:
-                    if not future.done():
-                        future.set_exception(exc)
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
                 if isinstance(exc, Exception):
                     return
                 raise
@@ -583,13 +583,12 @@ class Store:
                 await asyncio.sleep(0)  # the next trip's first step hands its jobs to the thread
             # The callers first: they run only after this step, which publishes; their
             # `answer`s now, so what they send can go out with the events.
-            for (_, _, future), result in zip(jobs, results):
-                if not future.done():
-                    future.set_result(result)
-                    answer = self._answers.pop(future, None)
-                    if answer is not None and not isinstance(result, Exception):
+            for job, result in zip(jobs, results):
+                if not job.future.done():
+                    job.future.set_result(result)
+                    if job.answer is not None and not isinstance(result, Exception):
                         try:
-                            answer(result)
+                            job.answer(result)
                         except Exception:  # it only makes ready early what the caller sends anyway
                             log.exception("a caller's answer to its result failed")
             if batch.events or events:
@@ -598,11 +597,11 @@ class Store:
     def _start_trip(self) -> tuple[list[Job], _Batch, asyncio.Task[tuple[list[Any], list[Event]]]] | None:
         """Up to MAX_BATCH queued jobs, not cancelled, on their way to the writer's thread."""
         jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
-        jobs = [job for job in jobs if not job[2].done()]
+        jobs = [job for job in jobs if not job.future.done()]
         conn = self._writer
         if not jobs or conn is None:
-            for _, _, future in jobs:
-                future.set_exception(RuntimeError("store is not open"))
+            for job in jobs:
+                job.future.set_exception(RuntimeError("store is not open"))
             return None
         batch = self._batch or _Batch()
         self._batch = None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,12 +36,7 @@ class Connection:
     token_identity: Identity | None
     room: Room | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    early_reply: EarlyReply | None = None
-
-    def answer_with(self, reply: Reply, answer: Callable[[Event], dict[str, Any]], event: Event) -> None:
-        """`event` answers the event being handled: its ack may go out in the same write
-        (`Delivery`), if it is published to this socket before the handler returns."""
-        self.early_reply = EarlyReply(event, reply, reply.frame(answer(event)))
+    reply: Reply | None = None  # the ack of a chat in flight, which may go out with the chat
 
     def identity_for(self, game_code: str) -> Identity | None:
         if self.token_identity is not None:
@@ -55,15 +49,6 @@ class Connection:
         """Limits count per player, across tabs and processes; per socket until it has a seat."""
         ident = self.room.ident if self.room is not None else self.token_identity
         return f"socket:{self.sid}" if ident is None else ident.rate_key
-
-
-@dataclass(frozen=True, slots=True)
-class EarlyReply:
-    """An ack ready before its handler returns, and the event it answers (`Connection.answer_with`)."""
-
-    event: Event
-    reply: Reply
-    frame: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,14 +127,12 @@ class Delivery:
         """The event and the ack it answers in one write, when the ack is ready and nothing
         is ahead of them: one segment for the client to read, where two would follow each
         other within a loop turn. Else the ack goes as usual when its handler returns."""
-        early = self._conn.early_reply
-        if early is None or early.event is not event:
+        reply = self._conn.reply
+        if reply is None or reply.event is not event:
             return False
-        self._conn.early_reply = None
-        if not queue.write_now(direct.event_frame(event) + early.frame):
-            return False
-        early.reply.sent = True
-        return True
+        self._conn.reply = None
+        reply.sent = queue.write_now(direct.event_frame(event) + reply.frame)
+        return reply.sent
 
     async def _run(self, first: CatchUp | None) -> None:
         feed = self._room.feed

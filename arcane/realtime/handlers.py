@@ -204,12 +204,13 @@ class Realtime:
 
     async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
-        reply = REPLY.get()
-        answer = None if reply is None else functools.partial(conn.answer_with, reply, _chat_answer)
+        conn.reply = reply = REPLY.get()
         try:
-            event = await self.rt.service.chat(room.ident, _object(data).get("text"), answer=answer)
+            event = await self.rt.service.chat(
+                room.ident, _object(data).get("text"),
+                answer=None if reply is None else lambda event: reply.prepare(event, _chat_answer(event)))
         finally:
-            conn.early_reply = None
+            conn.reply = None
         return _chat_answer(event)
 
     async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:

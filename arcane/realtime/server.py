@@ -11,27 +11,31 @@ from wsproto.extensions import PerMessageDeflate
 
 from arcane import jsoncodec
 from arcane.config import Settings
+from arcane.events import Event
 from arcane.realtime import direct
 
 
 class Reply:
     """The ack a client asked for with the event being handled.
 
-    A handler may write it early, in the same write as an event it answers
-    (`Delivery`): then the ack python-socketio sends when the handler returns is dropped.
+    A handler may make it ready early, with the event it answers (`prepare`): when that
+    event is written to the socket, the ack goes in the same write (`Delivery`), and the
+    ack python-socketio sends when the handler returns is dropped.
     """
 
-    __slots__ = ("id", "namespace", "sent")
+    __slots__ = ("id", "namespace", "event", "frame", "sent")
 
     def __init__(self, id: int, namespace: str) -> None:
         self.id = id
         self.namespace = namespace
+        self.event: Event | None = None  # the event the prepared ack goes out with
+        self.frame = b""
         self.sent = False
 
-    def frame(self, answer: dict[str, Any]) -> bytes:
-        """The websocket frame of the ack carrying `answer`, as python-socketio would encode it."""
+    def prepare(self, event: Event, answer: dict[str, Any]) -> None:
+        """The ack carrying `answer`, encoded as python-socketio would, to go out with `event`."""
         pkt = socketio.packet.Packet(socketio.packet.ACK, namespace=self.namespace, id=self.id, data=[answer])
-        return direct.text_frame(("4" + pkt.encode()).encode())
+        self.event, self.frame = event, direct.text_frame(("4" + pkt.encode()).encode())
 
 
 # The ack the client awaits for the event being handled, if it asked for one.
