@@ -36,6 +36,22 @@ class Settings:
     redis_prefix: str = "arcane"
     presence_ttl: float = 15.0
     websocket_compression: bool = False
+    # Hardening (docs/security.md).
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-* headers we believe
+    allowed_hosts: tuple[str, ...] = ()  # Host names served (empty: any), against DNS rebinding
+    secure_cookies: str = "auto"  # auto: Secure when the request came over https; on; off
+    hsts_max_age: int = 31_536_000  # sent while cookies are Secure
+    token_ttl: float = 30 * 86_400.0  # a player token's lifetime, renewed on use
+    max_spectators: int = 50
+    max_connections_per_identity: int = 16  # live SSE streams, long-polls and sockets of one seat
+    max_connections_per_address: int = 256
+    stream_buffer_bytes: int = 1_048_576  # a slow consumer is cut past this many queued bytes
+    create_rate_per_minute: float = 30.0  # games, players and spectators created per client address
+    create_burst: int = 10
+    read_rate_per_second: float = 20.0  # views and polls per identity
+    read_burst: int = 60
+    lookup_failures_per_minute: float = 30.0  # failed game-code lookups per address
+    session_games_max: int = 20  # seats kept in the session cookie, most recent first
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -49,12 +65,15 @@ class Settings:
         return cls(**values)
 
     def resolved_secret_key(self) -> str:
-        """The configured key, else one generated once and kept beside the database."""
+        """The configured key, else one generated once and kept beside the database.
+
+        A key under MIN_SECRET_KEY_BYTES is refused: it signs every token and cookie.
+        """
         if self.secret_key:
-            return self.secret_key
+            return _strong(self.secret_key, "ARCANE_SECRET_KEY")
         path = self.secret_key_file or self.database.with_name(self.database.name + ".secret")
         try:
-            return path.read_text().strip()
+            return _strong(path.read_text().strip(), f"the key file {path}")
         except FileNotFoundError:
             pass
         # Written aside then linked into place: workers starting together agree on one key,
@@ -73,14 +92,32 @@ class Settings:
         return path.read_text().strip()
 
 
+class WeakSecretKey(ValueError):
+    """The session key is too short to sign tokens and cookies."""
+
+
+def _strong(key: str, where: str) -> str:
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise WeakSecretKey(
+            f"{where} holds a secret key of {len(key.encode())} bytes; at least {MIN_SECRET_KEY_BYTES} "
+            "are needed. Generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return key
+
+
 _INTS = {
     "max_players", "questions_per_player", "turns_per_game", "log_retention", "max_payload",
-    "rate_limit_burst", "sse_retry_ms", "stream_buffer",
+    "rate_limit_burst", "sse_retry_ms", "stream_buffer", "hsts_max_age", "max_spectators",
+    "max_connections_per_identity", "max_connections_per_address", "stream_buffer_bytes",
+    "create_burst", "read_burst", "session_games_max",
 }
 _BOOLS = {"websocket_compression"}
+_TUPLES = {"cors_origins", "trusted_proxies", "allowed_hosts"}
+MIN_SECRET_KEY_BYTES = 32
 _FLOATS = {
     "scenario_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
     "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max", "presence_ttl",
+    "token_ttl", "create_rate_per_minute", "read_rate_per_second", "lookup_failures_per_minute",
 }
 
 
@@ -98,6 +135,12 @@ def _parse(name: str, raw: str) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if name in {"database", "secret_key_file"}:
         return Path(raw)
-    if name == "cors_origins":
+    if name in _TUPLES:
         return tuple(o.strip() for o in raw.split(",") if o.strip())
+    if name == "secure_cookies":
+        value = raw.strip().lower()
+        value = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)
+        if value not in {"auto", "on", "off"}:
+            raise ValueError(f"ARCANE_SECURE_COOKIES must be auto, on or off, got {raw!r}")
+        return value
     return raw

@@ -19,10 +19,13 @@ class ErrorCode(str, Enum):
     ALREADY_CHOSE = "ALREADY_CHOSE"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNKNOWN_EVENT = "UNKNOWN_EVENT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     # Beyond the game's contract: plain HTTP refusals, in the same error body.
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    FORBIDDEN = "FORBIDDEN"  # a cross-site request, a Host not served
 
     @property
     def status(self) -> int:
@@ -42,9 +45,12 @@ _STATUS = {
     ErrorCode.ALREADY_CHOSE: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.UNKNOWN_EVENT: 400,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.FORBIDDEN: 403,
 }
 
 

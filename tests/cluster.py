@@ -139,7 +139,7 @@ async def cluster(tmp_path: Path, nodes: int = 2, **settings: str) -> AsyncItera
     database = tmp_path / "arcane.db"
     env = os.environ | {
         "ARCANE_DATABASE": str(database),
-        "ARCANE_SECRET_KEY": "cluster-test-secret",
+        "ARCANE_SECRET_KEY": "cluster-test-secret-" + "k" * 32,
         "ARCANE_REDIS_URL": redis_server.url,
         "ARCANE_REDIS_PREFIX": f"test{redis_server.port}",
         "ARCANE_PRESENCE_GRACE": "0.3",

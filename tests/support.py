@@ -24,6 +24,7 @@ from arcane.runtime import Runtime
 from arcane.config import Settings
 from arcane.game.scenarios import ScenarioSource
 
+TEST_SECRET = "test-secret-" + "k" * 32  # at least the 32 bytes a server accepts
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -51,7 +52,7 @@ def http_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base = Settings(
-        database=tmp_path / "arcane.db", secret_key="test-secret", presence_grace=0.5,
+        database=tmp_path / "arcane.db", secret_key=TEST_SECRET, presence_grace=0.5,
         scenario_timeout=2.0,
     )
     return replace(base, **overrides)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from arcane import create_app
-from arcane.config import Settings
+from arcane.config import Settings, WeakSecretKey
 
 
 def test_settings_read_numbers_paths_and_origins_from_the_environment() -> None:
@@ -82,8 +82,8 @@ def test_the_key_file_may_live_elsewhere_and_a_given_key_needs_no_file(tmp_path:
     assert key_file.read_text() == key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert not (tmp_path / "codex.db.secret").exists()
 
-    given = Settings(database=tmp_path / "third.db", secret_key="configured")
-    assert given.resolved_secret_key() == "configured"
+    given = Settings(database=tmp_path / "third.db", secret_key="configured-" + "k" * 32)
+    assert given.resolved_secret_key() == "configured-" + "k" * 32
     assert not (tmp_path / "third.db.secret").exists()
 
 
@@ -93,3 +93,19 @@ def test_a_generated_key_keeps_player_tokens_valid_across_restarts(tmp_path: Pat
     assert before.quart.secret_key == after.quart.secret_key
     token = before.runtime.tokens.issue("ABC123", "p1")
     assert after.runtime.tokens.read(token).player_id == "p1"
+
+
+@pytest.mark.parametrize("key", ["", "short", "k" * 31])
+def test_a_key_file_with_a_short_key_is_refused_with_the_way_to_make_one(tmp_path: Path, key: str) -> None:
+    key_file = tmp_path / "arcane.key"
+    key_file.write_text(key)
+    with pytest.raises(WeakSecretKey) as caught:
+        Settings(database=tmp_path / "codex.db", secret_key_file=key_file).resolved_secret_key()
+    assert "at least 32" in str(caught.value) and str(key_file) in str(caught.value)
+    assert "secrets.token_urlsafe" in str(caught.value)
+
+
+def test_a_short_configured_key_is_refused() -> None:
+    with pytest.raises(WeakSecretKey, match="ARCANE_SECRET_KEY"):
+        Settings(secret_key="s3cret").resolved_secret_key()
+    assert Settings(secret_key="k" * 32).resolved_secret_key() == "k" * 32

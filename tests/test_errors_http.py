@@ -12,7 +12,7 @@ from itsdangerous import URLSafeSerializer
 from quart import jsonify
 
 from tests.gameplay import close_all, error_of, logged
-from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party
+from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party
 
 Send = Callable[[], Awaitable[httpx.Response]]
 
@@ -56,7 +56,7 @@ async def test_a_caller_without_identity_must_authenticate(server: LiveServer, s
                       401, "AUTH_REQUIRED")
 
     forged_key = URLSafeSerializer("not-the-server-key", salt="arcane-player-token")
-    right_key_wrong_shape = URLSafeSerializer("test-secret", salt="arcane-player-token")
+    right_key_wrong_shape = URLSafeSerializer(TEST_SECRET, salt="arcane-player-token")
     tampered = host.token[:-2] + ("AA" if not host.token.endswith("AA") else "BB")
     for token in ("garbage", tampered, forged_key.dumps({"g": code, "p": host.player_id}),
                   right_key_wrong_shape.dumps(["not", "a", "seat"])):
