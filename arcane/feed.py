@@ -19,6 +19,10 @@ from arcane.game.service import GameService
 from arcane.recent import RecentEvents
 from arcane.store import Store
 
+# A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
+# one past it would overflow the log's query. Every transport refuses such a cursor.
+CURSOR_MAX = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class CatchUp:

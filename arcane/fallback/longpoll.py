@@ -84,7 +84,7 @@ def after_param(raw: str | None) -> int | None:
         return None
     after = parse_cursor(raw)
     if after is None:
-        raise validation("after must be a whole number >= 0 (the last_seq of your previous answer)")
+        raise validation("after must be a whole number from 0 to 2^63-1 (the last_seq of your previous answer)")
     return after
 
 

@@ -13,7 +13,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import Event
-from arcane.feed import Feed
+from arcane.feed import CURSOR_MAX, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
@@ -162,8 +162,9 @@ class Realtime:
         data = _object(data)
         code = normalize_code(data.get("game_code"))
         last_seq = data.get("last_seq")
-        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
-            raise validation("last_seq must be a whole number >= 0")
+        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)
+                                     or not 0 <= last_seq <= CURSOR_MAX):
+            raise validation("last_seq must be a whole number from 0 to 2^63-1")
         ident = conn.identity_for(code)
         if ident is None:
             await self.rt.service.require_game(code)  # INVALID_GAME before NOT_IN_GAME
