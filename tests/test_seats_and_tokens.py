@@ -3,10 +3,15 @@ tokens that expire."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import cluster, on
 from tests.rawws import RawSocketIO
-from tests.sockets import SocketClient
-from tests.streams import SseStream
-from tests.support import LiveServer, seat_party
+from tests.sockets import SocketClient, socket_for
+from tests.streams import Poller, SseStream, sse_for
+from tests.support import LiveServer, Player, http_client, seat_party
 
 # Past what a seq (an SQLite INTEGER) can be, and a negative one.
 BAD_CURSORS = (2**63, 2**64, 10**30, -1)
@@ -63,3 +68,136 @@ async def test_a_stream_from_a_cursor_out_of_range_gets_a_snapshot(server: LiveS
     finally:
         await ann.close()
         await bob.close()
+
+
+# -- a seat that is gone --------------------------------------------------------------------
+
+async def barrier(sock: SocketClient) -> None:
+    """Everything already published to this socket has reached it: a ping's answer comes after."""
+    assert (await sock.call("ping"))["ok"] is True
+
+
+def chats(received: list[tuple[str, Any]]) -> list[str]:
+    return [data["text"] for name, data in received if name == "chat_message"]
+
+
+def typists(received: list[tuple[str, Any]]) -> list[str]:
+    return [data["player_id"] for name, data in received if name == "player_typing"]
+
+
+async def wait_seat_closed(sock: SocketClient) -> None:
+    await sock.wait_event("seat_closed")
+    notice = await sock.wait_event("error", code="NOT_IN_GAME")
+    assert notice["game_code"]
+
+
+async def refused_everywhere(server: Any, seat: Player, code: str = "NOT_IN_GAME") -> None:
+    """The seat's token, on HTTP, SSE, poll and a socket's join, and its cookie, are refused."""
+    status = 403 if code == "NOT_IN_GAME" else 401
+    for response in (await seat.get(), await seat.get("/poll", params={"timeout": "0"}),
+                     await seat.post("/chat", {"text": "still here?"})):
+        assert response.status_code == status and response.json()["error"]["code"] == code, response.text
+    stream = SseStream(seat.server, seat.game_code, token=seat.token)
+    try:
+        response = await stream.open()
+        assert response.status_code == status and response.json()["error"]["code"] == code
+    finally:
+        await stream.close()
+    if not seat.client.cookies:
+        return  # a seat handed to another process (tests.cluster.on) has its token only
+    cookie_only = http_client(seat.server.url, cookies=seat.client.cookies)
+    try:
+        response = await cookie_only.get(f"/api/games/{seat.game_code}")
+        assert response.status_code == status and response.json()["error"]["code"] == code, response.text
+    finally:
+        await cookie_only.aclose()
+
+
+async def test_a_player_who_leaves_the_lobby_hears_nothing_more_on_any_transport(server: LiveServer) -> None:
+    ann, bob = await seat_party(server, ["Ann", "Bob"])
+    ann_ws, bob_ws = await socket_for(ann), await socket_for(bob)
+    bob_sse = await sse_for(bob)
+    await bob_sse.wait_event("reconnect_sync")
+    cursor = (await bob.view())["seq"]
+    bob_poll = asyncio.create_task(Poller(bob, after=cursor, timeout=30).poll())
+    try:
+        assert (await bob.post("/leave")).status_code == 200
+        assert (await ann.post("/chat", {"text": "is Bob gone?"})).status_code == 201
+        await ann_ws.wait_event("chat_message")
+        await barrier(bob_ws)
+        assert chats(bob_ws.received) == []
+
+        await wait_seat_closed(bob_ws)
+        await asyncio.wait_for(bob_sse.ended.wait(), 10)  # the stream ends with the seat
+        assert bob_sse.events[-1].event == "seat_closed"
+        assert chats([(e.event, e.data) for e in bob_sse.events]) == []
+        waited = await asyncio.wait_for(bob_poll, 10)  # the waiting poll answers at once
+        assert [item["event"] for item in waited["events"]] == ["player_left", "seat_closed"]
+
+        ack = await bob_ws.call("typing", {"is_typing": True})
+        assert ack["error"]["code"] == "NOT_IN_GAME"
+        await barrier(ann_ws)
+        assert bob.player_id not in typists(ann_ws.received)
+        response = await bob.post("/typing", {"is_typing": True})
+        assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_IN_GAME"
+        assert (await bob_ws.join(bob.game_code))["error"]["code"] == "NOT_IN_GAME"
+        await refused_everywhere(server, bob)
+    finally:
+        bob_poll.cancel()
+        await asyncio.gather(bob_poll, return_exceptions=True)
+        for closable in (ann_ws, bob_ws, bob_sse, ann, bob):
+            await closable.close()
+
+
+async def test_a_spectator_who_leaves_hears_nothing_more(server: LiveServer) -> None:
+    ann, bob = await seat_party(server, ["Ann", "Bob"])
+    sam = await Player.watch(server, ann.game_code, "Sam")
+    ann_ws, sam_ws = await socket_for(ann), await socket_for(sam)
+    sam_sse = await sse_for(sam)
+    await sam_sse.wait_event("reconnect_sync")
+    try:
+        assert (await sam.post("/leave")).status_code == 200
+        assert (await ann.post("/chat", {"text": "was someone watching?"})).status_code == 201
+        await ann_ws.wait_event("chat_message")
+        await barrier(sam_ws)
+        assert chats(sam_ws.received) == []
+
+        await wait_seat_closed(sam_ws)
+        await asyncio.wait_for(sam_sse.ended.wait(), 10)
+        assert sam_sse.events[-1].event == "seat_closed"
+        assert chats([(e.event, e.data) for e in sam_sse.events]) == []
+        assert "seat_closed" not in ann_ws.names(), "a seat's closing is its own business"
+        ack = await sam_ws.call("typing", {"is_typing": True})
+        assert ack["error"]["code"] == "NOT_IN_GAME"
+        await refused_everywhere(server, sam)
+    finally:
+        for closable in (ann_ws, sam_ws, sam_sse, ann, bob, sam):
+            await closable.close()
+
+
+async def test_a_seat_that_leaves_on_one_process_is_ended_on_the_other(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as two:
+        a, b = two.nodes
+        ann, bob, cato = await seat_party(a, ["Ann", "Bob", "Cato"])  # type: ignore[arg-type]
+        bob_b, cato_b = on(bob, b), on(cato, b)
+        bob_ws, cato_ws = await socket_for(bob_b), await socket_for(cato_b)
+        bob_sse = await sse_for(bob_b)
+        await bob_sse.wait_event("reconnect_sync")
+        try:
+            assert (await bob.post("/leave")).status_code == 200  # on A
+            assert (await ann.post("/chat", {"text": "Bob left"})).status_code == 201
+            await cato_ws.wait_event("chat_message")  # on B, like Bob's socket and stream
+            await barrier(bob_ws)
+            assert chats(bob_ws.received) == []
+
+            await wait_seat_closed(bob_ws)
+            await asyncio.wait_for(bob_sse.ended.wait(), 10)
+            assert chats([(e.event, e.data) for e in bob_sse.events]) == []
+            ack = await bob_ws.call("typing", {"is_typing": True})
+            assert ack["error"]["code"] == "NOT_IN_GAME"
+            await barrier(cato_ws)
+            assert bob.player_id not in typists(cato_ws.received)
+            await refused_everywhere(b, bob_b)
+        finally:
+            for closable in (bob_ws, cato_ws, bob_sse, ann, bob, cato, bob_b, cato_b):
+                await closable.close()

@@ -16,7 +16,7 @@ from typing import Any
 from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import ROOM, Event
+from arcane.events import ROOM, SEAT_CLOSED, Event
 from arcane.game import interrogation
 from arcane.game.content import NPCS, questions
 from arcane.game.records import (
@@ -191,10 +191,15 @@ class GameService:
             me = await self._member(tx, ident)
             if me.is_player and game.phase != LOBBY:
                 raise ArcaneError(ErrorCode.GAME_STARTED, "players can only leave while in the lobby")
-            await tx.execute("DELETE FROM players WHERE game_code = ? AND player_id = ?",
-                             (game.code, me.player_id))
-            if not me.is_player:
-                return
+            await self._remove_seat(tx, game, me, "left")
+
+    async def _remove_seat(self, tx: Transaction, game: GameRecord, me: Member, reason: str) -> None:
+        """The seat is gone: its row (so its token and cookie seat are refused from now on),
+        then, last in its log, `seat_closed` to the seat alone, which ends each of its live
+        connections on every transport and process (arcane/feed.py)."""
+        await tx.execute("DELETE FROM players WHERE game_code = ? AND player_id = ?",
+                         (game.code, me.player_id))
+        if me.is_player:
             players = [m for m in await load_members(tx, game.code) if m.is_player]
             host_id = next((m.player_id for m in players if m.is_host), None)
             if me.is_host and players:
@@ -207,6 +212,8 @@ class GameService:
             })
             if not players:
                 await self._finish(tx, game, "abandoned")
+        await tx.log(game.code, SEAT_CLOSED, {"player_id": me.player_id, "reason": reason},
+                     to_player=me.player_id)
 
     async def start_game(self, ident: Identity) -> None:
         async with self._store.transaction() as tx:

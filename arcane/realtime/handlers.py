@@ -181,7 +181,8 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer)
+        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer,
+                 seat_closed=lambda: self._seat_closed(conn, room))
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -194,7 +195,24 @@ class Realtime:
     def _room(self, conn: Connection) -> Room:
         if conn.room is None:
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "join a game room first (join_game_room)")
+        if conn.room.feed.seat_closed:  # it left the game; `_end_seat` is on its way
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are no longer in this game")
         return conn.room
+
+    def _seat_closed(self, conn: Connection, room: Room) -> None:
+        """The room's seat left the game (on any process): its feed has closed; leave the room."""
+        task = asyncio.ensure_future(self._end_seat(conn, room))
+        conn.tasks.add(task)
+        task.add_done_callback(conn.tasks.discard)
+
+    async def _end_seat(self, conn: Connection, room: Room) -> None:
+        try:
+            if conn.room is room:
+                await self._leave(conn)
+            error = ArcaneError(ErrorCode.NOT_IN_GAME, "you have left this game; this socket left its room")
+            await self.sio.emit("error", error.to_dict() | {"game_code": room.ident.game_code}, to=conn.sid)
+        except Exception:
+            log.exception("socket %s could not leave the room of its closed seat", conn.sid)
 
     # -- actions -------------------------------------------------------------------------------
 
