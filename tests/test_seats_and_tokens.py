@@ -4,14 +4,21 @@ tokens that expire."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pytest
+import socketio
+
+from arcane.store import MIGRATIONS
 from tests.cluster import cluster, on
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseStream, sse_for
-from tests.support import LiveServer, Player, http_client, seat_party
+from tests.support import LiveServer, Player, http_client, seat_party, serving
 
 # Past what a seq (an SQLite INTEGER) can be, and a negative one.
 BAD_CURSORS = (2**63, 2**64, 10**30, -1)
@@ -103,6 +110,7 @@ async def refused_everywhere(server: Any, seat: Player, code: str = "NOT_IN_GAME
         assert response.status_code == status and response.json()["error"]["code"] == code
     finally:
         await stream.close()
+    await refused_at_connect(seat, code)
     if not seat.client.cookies:
         return  # a seat handed to another process (tests.cluster.on) has its token only
     cookie_only = http_client(seat.server.url, cookies=seat.client.cookies)
@@ -111,6 +119,13 @@ async def refused_everywhere(server: Any, seat: Player, code: str = "NOT_IN_GAME
         assert response.status_code == status and response.json()["error"]["code"] == code, response.text
     finally:
         await cookie_only.aclose()
+
+
+async def refused_at_connect(seat: Player, code: str) -> None:
+    sock = SocketClient(seat.server)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sock.connect(token=seat.token)
+    assert sock.connect_error["data"]["code"] == code, sock.connect_error
 
 
 async def test_a_player_who_leaves_the_lobby_hears_nothing_more_on_any_transport(server: LiveServer) -> None:
@@ -201,3 +216,86 @@ async def test_a_seat_that_leaves_on_one_process_is_ended_on_the_other(tmp_path:
         finally:
             for closable in (bob_ws, cato_ws, bob_sse, ann, bob, cato, bob_b, cato_b):
                 await closable.close()
+
+
+# -- token lifetime ---------------------------------------------------------------------------
+
+TTL = 2.0  # ARCANE_TOKEN_TTL of the lifetime tests: seconds, so a test can outwait it
+
+
+async def used_everywhere(seat: Player) -> None:
+    """One use of the seat's token on each transport (each also renews the seat)."""
+    assert (await seat.get()).status_code == 200
+    assert (await seat.get("/poll", params={"timeout": "0"})).status_code == 200
+    stream = await sse_for(seat)
+    await stream.wait_event("reconnect_sync")
+    await stream.close()
+    sock = await socket_for(seat)
+    await sock.close()
+
+
+async def test_a_seat_left_unused_for_its_lifetime_is_refused_and_use_renews_it(tmp_path: Path) -> None:
+    async with serving(tmp_path, token_ttl=TTL) as server:
+        ann, bob = await seat_party(server, ["Ann", "Bob"])
+        cookie_bob = http_client(server.url, cookies=bob.client.cookies)
+        try:
+            await used_everywhere(bob)  # Bob's token is verified (and cached) on every transport
+            loop = asyncio.get_running_loop()
+            idle_from = loop.time()
+            while loop.time() - idle_from < 1.5 * TTL:  # Ann keeps playing; Bob does not
+                await used_everywhere(ann)
+                await asyncio.sleep(TTL / 8)
+            await refused_everywhere(server, bob, "AUTH_REQUIRED")
+            response = await cookie_bob.get(f"/api/games/{bob.game_code}")
+            assert response.status_code == 401 and response.json()["error"]["code"] == "AUTH_REQUIRED"
+            await used_everywhere(ann)  # past TTL since she joined, but never idle that long
+            assert (await ann.post("/chat", {"text": "still here"})).status_code == 201
+        finally:
+            await cookie_bob.aclose()
+            await ann.close()
+            await bob.close()
+
+
+async def test_a_cookie_seat_is_renewed_by_use_and_expires_with_its_seat(tmp_path: Path) -> None:
+    async with serving(tmp_path, token_ttl=TTL) as server:
+        ann, bob = await seat_party(server, ["Ann", "Bob"])
+        # The browser's way: the cookie only, re-signed by each answer.
+        browser = http_client(server.url, cookies=ann.client.cookies)
+        try:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            while loop.time() - start < 2.5 * TTL:  # past what whole-second rounding could excuse
+                response = await browser.get(f"/api/games/{ann.game_code}")
+                assert response.status_code == 200, response.text
+                await asyncio.sleep(TTL / 8)
+            await asyncio.sleep(TTL + 1.1)  # the cookie's own signature counts whole seconds
+            response = await browser.get(f"/api/games/{ann.game_code}")
+            assert response.status_code == 401 and response.json()["error"]["code"] == "AUTH_REQUIRED"
+        finally:
+            await browser.aclose()
+            await ann.close()
+            await bob.close()
+
+
+async def test_a_database_from_before_seat_lifetimes_opens_with_every_seat_fresh(tmp_path: Path) -> None:
+    path = tmp_path / "arcane.db"
+    long_ago = time.time() - 90 * 86_400
+    with closing(sqlite3.connect(path)) as db:
+        for script in MIGRATIONS[:2]:  # the schema before seats had a last use
+            db.executescript(script)
+        db.execute("INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at)"
+                   " VALUES ('OLDONE', 'lobby', 4, 50, '[]', ?)", (long_ago,))
+        db.execute("INSERT INTO players (game_code, player_id, name, role, is_host, position, joined_at)"
+                   " VALUES ('OLDONE', 'a1b2c3d4e5f6', 'Ann', 'player', 1, 1, ?)", (long_ago,))
+        db.execute("PRAGMA user_version = 2")
+        db.commit()
+    async with serving(tmp_path) as server:
+        token = server.runtime.tokens.issue("OLDONE", "a1b2c3d4e5f6")
+        async with http_client(server.url, headers={"Authorization": f"Bearer {token}"}) as ann:
+            response = await ann.get("/api/games/OLDONE")
+            assert response.status_code == 200, response.text
+        row = await server.runtime.store.fetchone(
+            "SELECT seen_at FROM players WHERE player_id = 'a1b2c3d4e5f6'")
+        assert time.time() - row[0] < 3600, "an old seat's lifetime starts at the upgrade"
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

@@ -89,6 +89,8 @@ class Realtime:
         if isinstance(token, str) and token:
             try:
                 token_identity = self.rt.tokens.read(token)
+                # Expired, or its seat left the game: refused now, not at the first join.
+                await self.rt.service.authenticate(token_identity)
             except ArcaneError as error:
                 raise ConnectionRefusedError(error.message, error.to_dict()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
@@ -169,7 +171,7 @@ class Realtime:
         if ident is None:
             await self.rt.service.require_game(code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
-        member = await self.rt.service.member(ident)  # reads the games table only to refuse
+        member = await self.rt.service.authenticate(ident)  # reads the games table only to refuse
         await self._leave(conn)
         feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
         try:
