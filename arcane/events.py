@@ -9,6 +9,8 @@ from typing import Any
 from arcane import jsoncodec
 
 ROOM = "room"
+# Logged to the seat alone when it leaves the game: every feed of that seat ends with it.
+SEAT_CLOSED = "seat_closed"
 EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
                               "player_connected", "player_disconnected"})
 

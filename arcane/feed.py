@@ -13,11 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcane.bus import Bus, Item, Resync, Subscription
-from arcane.events import Event
+from arcane.events import SEAT_CLOSED, Event
 from arcane.game.records import Identity
 from arcane.game.service import GameService
 from arcane.recent import RecentEvents
 from arcane.store import Store
+
+# A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
+# one past it would overflow the log's query. Every transport refuses such a cursor.
+CURSOR_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class Feed:
     The bus carries every event of the game, so a seq that jumps past cursor + 1
     means events were missed (another process's event overtook them on Redis, or
     Redis was away): they are read from the log before anything newer is given.
+
+    `seat_closed` (the seat left the game, logged in the same transaction) is the last
+    event a feed gives: it closes the feed, and `seat_closed` tells its owner why.
     """
 
     def __init__(self, bus: Bus, ident: Identity, *, maxsize: int = 1000) -> None:
@@ -71,6 +78,7 @@ class Feed:
         self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
         self._store: Store | None = None
         self._service: GameService | None = None
+        self.seat_closed = False
 
     @property
     def overflowed(self) -> bool:
@@ -84,6 +92,8 @@ class Feed:
         self._store, self._service = store, service
         result = await catch_up(store, service, self.ident, after, self._recent)
         self.cursor = result.seq
+        if result.recovered:
+            result = CatchUp(True, result.seq, self._until_closed(result.events), None)
         return result
 
     async def next(self, timeout: float | None = None) -> Event | None:
@@ -126,6 +136,8 @@ class Feed:
         """
         if isinstance(item, Resync):
             return False, None
+        if self.seat_closed:
+            return True, None  # the seat is gone: nothing after its `seat_closed` is theirs
         if item.seq is None:
             return True, item if item.visible_to(self.ident.player_id) else None
         if item.seq <= self.cursor:
@@ -133,7 +145,7 @@ class Feed:
         if item.seq > self.cursor + 1:
             return False, None
         self.cursor = item.seq
-        return True, item if item.visible_to(self.ident.player_id) else None
+        return True, self._deliverable(item)
 
     async def take(self, item: Item) -> list[Event]:
         """Any item: what to deliver for it, reading the log for whatever it skipped."""
@@ -143,6 +155,8 @@ class Feed:
         return out
 
     async def _take(self, item: Item) -> None:
+        if self.seat_closed:
+            return
         taken, event = self.accept(item)
         if not taken:
             if isinstance(item, Resync):
@@ -150,10 +164,10 @@ class Feed:
                 return
             assert item.seq is not None  # only a logged event can leave a gap
             await self._fill(item.seq - 1)
-            if item.seq <= self.cursor:
+            if item.seq <= self.cursor or self.seat_closed:
                 return
             self.cursor = item.seq
-            event = item if item.visible_to(self.ident.player_id) else None
+            event = self._deliverable(item)
         if event is not None:
             self._ready.append(event)
 
@@ -176,8 +190,25 @@ class Feed:
             self._ready.append(Event(code, "reconnect_sync", view | {"recovered": False}))
             self.cursor = view["seq"]
             return
-        self._ready.extend(missed)
+        self._ready.extend(self._until_closed(missed))
         self.cursor = target
+
+    def _deliverable(self, event: Event) -> Event | None:
+        """The event if this feed's viewer may see it; a `seat_closed` closes the feed."""
+        if not event.visible_to(self.ident.player_id):
+            return None
+        if event.name == SEAT_CLOSED:
+            self.seat_closed = True
+            self.close()
+        return event
+
+    def _until_closed(self, events: list[Event]) -> list[Event]:
+        """Visible events, up to and with the seat's `seat_closed` if it is among them."""
+        for index, event in enumerate(events):
+            if event.name == SEAT_CLOSED:
+                self._deliverable(event)
+                return events[:index + 1]
+        return events
 
     def close(self) -> None:
         self._sub.close()

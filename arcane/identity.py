@@ -16,9 +16,15 @@ SESSION_CURRENT = "current_game"
 
 
 class Tokens:
+    """Signed tokens naming a seat. A token says who signed it and for which seat, nothing
+    more: whether the seat still lives (it has not left the game) and has been used within
+    ARCANE_TOKEN_TTL is the seat's record, read on every use (`GameService.authenticate`).
+    """
+
     # Tokens already verified, so a client that sends its token with every request (each
     # long-poll, each stream) is checked once: a token's signature never changes verdict
-    # while the key stays the same, and the key is fixed for the process's life.
+    # while the key stays the same, and the key is fixed for the process's life. Expiry and
+    # revocation are not cached here, so a cached token cannot outlive its seat.
     VERIFIED_MAX = 16_384
 
     def __init__(self, secret_key: str) -> None:
@@ -59,6 +65,7 @@ def remember(session: Any, ident: Identity) -> None:
     games[ident.game_code] = ident.player_id
     session[SESSION_GAMES] = games
     session[SESSION_CURRENT] = ident.game_code
+    session.permanent = True  # re-signed on each response: it expires token_ttl after its last use
 
 
 def identity_for(game_code: str, token: str | None, session: Mapping[str, Any], tokens: Tokens) -> Identity:

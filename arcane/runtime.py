@@ -7,6 +7,7 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -109,6 +110,9 @@ def create_quart(settings: Settings) -> Quart:
         SESSION_COOKIE_NAME=SESSION_COOKIE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        # The cookie's seats live as long as a token: token_ttl from the last use (the session
+        # is permanent, so each response re-signs it; see identity.remember).
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.token_ttl),
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.register_blueprint(api.blueprint)

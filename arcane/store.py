@@ -119,6 +119,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events_appended RENAME TO events;
     CREATE UNIQUE INDEX events_by_game ON events (game_code, seq);
     """,
+    # When each seat was last used (by its token or its cookie): its credentials expire
+    # ARCANE_TOKEN_TTL after that (GameService.authenticate). Seats from before start now,
+    # rather than all expiring at the upgrade.
+    """
+    ALTER TABLE players ADD COLUMN seen_at REAL NOT NULL DEFAULT 0;
+    UPDATE players SET seen_at = CAST(strftime('%s', 'now') AS REAL);
+    """,
 )
 
 

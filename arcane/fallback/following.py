@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from arcane.feed import Feed
+from arcane.feed import CURSOR_MAX, Feed
 from arcane.game.records import Identity
 
 if TYPE_CHECKING:
@@ -38,10 +38,12 @@ class Following:
 
 
 def parse_cursor(raw: str | None) -> int | None:
-    """A seq cursor from the wire, or None when absent or not a whole number >= 0."""
+    """A seq cursor from the wire, or None when absent or not a whole number in 0..CURSOR_MAX."""
     if raw is None:
         return None
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit():
+    # The length bound first: int() of a long run of digits costs time quadratic in its length.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(CURSOR_MAX)):
         return None
-    return int(raw)
+    cursor = int(raw)
+    return cursor if cursor <= CURSOR_MAX else None

@@ -48,12 +48,12 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
     after = after_param(request.arg("after"))
     timeout = timeout_param(request.arg("timeout"), rt.settings)
     client = client_param(request.arg("client_id"))
+    lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
         # another tab that is still waiting out a long poll.
         rt.presence.touch(ident.game_code, ident.player_id, member.name,
-                          conn_id=f"poll:{ident.player_id}:{client}",
-                          lease=2 * max(timeout, LEASE_FLOOR))
+                          conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
     async with Following(rt, ident) as feed:
         start = await feed.start(rt.store, rt.service, after)
         if start.recovered:
@@ -71,6 +71,9 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
             if event is not None:
                 items = [Item(e.seq, e) for e in (event, *await feed.ready())]
         body = answer(items, last_seq=feed.cursor, recovered=start.recovered)
+    if feed.seat_closed and member.is_player:
+        # The answer ends with `seat_closed`: no poll comes after it to renew the lease.
+        rt.presence.disconnect(ident.game_code, ident.player_id, lease_id)
     await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
 
 
@@ -84,7 +87,7 @@ def after_param(raw: str | None) -> int | None:
         return None
     after = parse_cursor(raw)
     if after is None:
-        raise validation("after must be a whole number >= 0 (the last_seq of your previous answer)")
+        raise validation("after must be a whole number from 0 to 2^63-1 (the last_seq of your previous answer)")
     return after
 
 

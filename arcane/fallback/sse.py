@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
@@ -50,7 +51,8 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
 
     It ends when the client goes (hypercorn reports the disconnect to `receive`), when
     the feed closes (fell `stream_buffer` events behind, or shutdown: the client
-    resumes from its id), or when sending fails.
+    resumes from its id; or the seat left the game: its last frame is `seat_closed`),
+    or when sending fails.
     """
     conn_id = f"sse:{secrets.token_hex(8)}"
     async with Following(rt, ident) as feed:
@@ -60,7 +62,15 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
         try:
             await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
             send = ChunkWriter.over(send)  # the headers are out: the body's chunks may go direct
-            start = await feed.start(rt.store, rt.service, after)
+            try:
+                start = await feed.start(rt.store, rt.service, after)
+            except ArcaneError as error:
+                if error.code is not ErrorCode.NOT_IN_GAME:
+                    raise
+                # The seat left between its check and this catch-up: the stream ends, as
+                # at its `seat_closed`; the response has begun, so no JSON error can follow.
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             if not start.recovered:
                 await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
             elif start.events:

@@ -52,6 +52,7 @@ class Member:
     player_class: str | None
     divine_favor: dict[str, int]
     questions: tuple[str, ...]
+    seen_at: float = 0.0  # when its token or cookie was last used (time.time())
 
     @property
     def is_player(self) -> bool:
@@ -87,10 +88,11 @@ def _member(row: Any) -> Member:
         position=row["position"], player_class=row["player_class"],
         divine_favor=json.loads(row["divine_favor"] or "{}"),
         questions=tuple(json.loads(row["questions"] or "[]")),
+        seen_at=row["seen_at"],
     )
 
 
-_MEMBER_COLUMNS = "player_id, name, role, is_host, position, player_class, divine_favor, questions"
+_MEMBER_COLUMNS = "player_id, name, role, is_host, position, player_class, divine_favor, questions, seen_at"
 
 
 async def load_members_by_key(db: Reader, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Member]:

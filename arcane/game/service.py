@@ -16,7 +16,7 @@ from typing import Any
 from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import ROOM, Event
+from arcane.events import ROOM, SEAT_CLOSED, Event
 from arcane.game import interrogation
 from arcane.game.content import NPCS, questions
 from arcane.game.records import (
@@ -37,6 +37,9 @@ TEXT_MAX = 500
 START_TRUST = 50
 START_APPROVAL = 50
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+# A seat's last use is written when it is older than this share of ARCANE_TOKEN_TTL: a write
+# per seat every two days or so by default, not one per request.
+RENEW_AFTER = 1 / 16
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -98,6 +101,7 @@ class GameService:
         self._retries: dict[str, asyncio.Task[None]] = {}
         # Every request resolves its caller's seat: those that come together share a read.
         self._members: KeyedReads[tuple[str, str], Member] = KeyedReads(store, load_members_by_key)
+        self._renewing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -112,7 +116,7 @@ class GameService:
             await self._advance(row["code"])
 
     async def close(self) -> None:
-        tasks = list(self._retries.values())
+        tasks = [*self._retries.values(), *self._renewing.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -132,6 +136,37 @@ class GameService:
             await self.require_game(ident.game_code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
         return member
+
+    async def authenticate(self, ident: Identity) -> Member:
+        """`member`, for a caller presenting the seat's token or cookie: refused AUTH_REQUIRED
+        once the seat has gone unused for `token_ttl`, and each use renews it.
+
+        The lifetime is the seat's, not one token's: its token and its cookie are one
+        credential, and expire or are revoked (the seat leaves: no row) together. It is read
+        with the seat itself, so no cache of verified tokens can outlive it.
+        """
+        member = await self.member(ident)
+        idle = time.time() - member.seen_at
+        ttl = self._settings.token_ttl
+        if idle > ttl:
+            raise ArcaneError(ErrorCode.AUTH_REQUIRED,
+                              "this seat went unused too long and its token and cookie have expired")
+        if idle > ttl * RENEW_AFTER:
+            await self._renew((normalize_code(ident.game_code), ident.player_id))
+        return member
+
+    async def _renew(self, key: tuple[str, str]) -> None:
+        """Write the seat's last use; the requests of one seat that arrive together share it."""
+        task = self._renewing.get(key)
+        if task is None:
+            task = self._renewing[key] = asyncio.ensure_future(self._write_seen(key))
+            task.add_done_callback(lambda done: self._renewing.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _write_seen(self, key: tuple[str, str]) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute("UPDATE players SET seen_at = ? WHERE game_code = ? AND player_id = ?",
+                             (time.time(), *key))
 
     async def roster(self, code: str) -> list[tuple[str, str]]:
         """(player_id, name) of the game's players, spectators aside."""
@@ -191,10 +226,15 @@ class GameService:
             me = await self._member(tx, ident)
             if me.is_player and game.phase != LOBBY:
                 raise ArcaneError(ErrorCode.GAME_STARTED, "players can only leave while in the lobby")
-            await tx.execute("DELETE FROM players WHERE game_code = ? AND player_id = ?",
-                             (game.code, me.player_id))
-            if not me.is_player:
-                return
+            await self._remove_seat(tx, game, me, "left")
+
+    async def _remove_seat(self, tx: Transaction, game: GameRecord, me: Member, reason: str) -> None:
+        """The seat is gone: its row (so its token and cookie seat are refused from now on),
+        then, last in its log, `seat_closed` to the seat alone, which ends each of its live
+        connections on every transport and process (arcane/feed.py)."""
+        await tx.execute("DELETE FROM players WHERE game_code = ? AND player_id = ?",
+                         (game.code, me.player_id))
+        if me.is_player:
             players = [m for m in await load_members(tx, game.code) if m.is_player]
             host_id = next((m.player_id for m in players if m.is_host), None)
             if me.is_host and players:
@@ -207,6 +247,8 @@ class GameService:
             })
             if not players:
                 await self._finish(tx, game, "abandoned")
+        await tx.log(game.code, SEAT_CLOSED, {"player_id": me.player_id, "reason": reason},
+                     to_player=me.player_id)
 
     async def start_game(self, ident: Identity) -> None:
         async with self._store.transaction() as tx:
@@ -519,13 +561,14 @@ class GameService:
 
     async def _seat(self, tx: Transaction, code: str, name: str, role: str, *, is_host: bool = False) -> Seat:
         player_id = secrets.token_hex(6)
+        now = time.time()
         position = await tx.fetchone(
             "SELECT COALESCE(MAX(position), 0) + 1 FROM players WHERE game_code = ?", (code,)
         )
         await tx.execute(
-            "INSERT INTO players (game_code, player_id, name, role, is_host, position, joined_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (code, player_id, name, role, int(is_host), position[0] if position else 1, time.time()),
+            "INSERT INTO players (game_code, player_id, name, role, is_host, position, joined_at, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (code, player_id, name, role, int(is_host), position[0] if position else 1, now, now),
         )
         return Seat(code, player_id, name, role)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from arcane.bus import Item
-from arcane.events import Event
+from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import CatchUp, Feed
 from arcane.game.records import Identity, Member
 from arcane.realtime import direct
@@ -67,11 +68,13 @@ class Delivery:
     reads the log; while it runs, newer items wait behind it, so order holds.
     """
 
-    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, limit: int) -> None:
+    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, limit: int,
+                 seat_closed: Callable[[], None] = lambda: None) -> None:
         self._sio = sio
         self._conn = conn
         self._room = room
         self._limit = limit
+        self._seat_closed = seat_closed  # called once the seat's `seat_closed` is handed over
         self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
         self._socket = sio.eio.sockets.get(conn.eio_sid)
         # Created now, first run after the join handler returns: its ack goes out before the catch-up.
@@ -84,7 +87,10 @@ class Delivery:
         if self._task is None:
             taken, event = self._room.feed.accept(item)
             if taken:
-                if event is None or self._send_now(event):
+                if event is None:
+                    return
+                if self._send_now(event):
+                    self._sent(event)
                     return
                 item = _Accepted(event)  # taken, but Engine.IO wants its async path for it
             self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
@@ -141,6 +147,7 @@ class Delivery:
                 if first.recovered:
                     for event in first.events:
                         await emit(self._sio, self._conn, event)
+                        self._sent(event)
                 else:
                     await emit(self._sio, self._conn, first.sync_event(self._room.ident.game_code))
             while self._waiting:  # None or empty: nothing behind
@@ -148,10 +155,15 @@ class Delivery:
                 events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
                 for event in events:
                     await emit(self._sio, self._conn, event)
+                    self._sent(event)
         finally:
             self._task = None
             if not self._waiting:
                 self._waiting = None
+
+    def _sent(self, event: Event) -> None:
+        if event.name == SEAT_CLOSED:
+            self._seat_closed()
 
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:

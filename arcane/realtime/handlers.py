@@ -13,7 +13,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import Event
-from arcane.feed import Feed
+from arcane.feed import CURSOR_MAX, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
@@ -89,6 +89,8 @@ class Realtime:
         if isinstance(token, str) and token:
             try:
                 token_identity = self.rt.tokens.read(token)
+                # Expired, or its seat left the game: refused now, not at the first join.
+                await self.rt.service.authenticate(token_identity)
             except ArcaneError as error:
                 raise ConnectionRefusedError(error.message, error.to_dict()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
@@ -162,13 +164,14 @@ class Realtime:
         data = _object(data)
         code = normalize_code(data.get("game_code"))
         last_seq = data.get("last_seq")
-        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
-            raise validation("last_seq must be a whole number >= 0")
+        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)
+                                     or not 0 <= last_seq <= CURSOR_MAX):
+            raise validation("last_seq must be a whole number from 0 to 2^63-1")
         ident = conn.identity_for(code)
         if ident is None:
             await self.rt.service.require_game(code)  # INVALID_GAME before NOT_IN_GAME
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
-        member = await self.rt.service.member(ident)  # reads the games table only to refuse
+        member = await self.rt.service.authenticate(ident)  # reads the games table only to refuse
         await self._leave(conn)
         feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
         try:
@@ -180,7 +183,8 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer)
+        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer,
+                 seat_closed=lambda: self._seat_closed(conn, room))
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -193,7 +197,24 @@ class Realtime:
     def _room(self, conn: Connection) -> Room:
         if conn.room is None:
             raise ArcaneError(ErrorCode.NOT_IN_GAME, "join a game room first (join_game_room)")
+        if conn.room.feed.seat_closed:  # it left the game; `_end_seat` is on its way
+            raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are no longer in this game")
         return conn.room
+
+    def _seat_closed(self, conn: Connection, room: Room) -> None:
+        """The room's seat left the game (on any process): its feed has closed; leave the room."""
+        task = asyncio.ensure_future(self._end_seat(conn, room))
+        conn.tasks.add(task)
+        task.add_done_callback(conn.tasks.discard)
+
+    async def _end_seat(self, conn: Connection, room: Room) -> None:
+        try:
+            if conn.room is room:
+                await self._leave(conn)
+            error = ArcaneError(ErrorCode.NOT_IN_GAME, "you have left this game; this socket left its room")
+            await self.sio.emit("error", error.to_dict() | {"game_code": room.ident.game_code}, to=conn.sid)
+        except Exception:
+            log.exception("socket %s could not leave the room of its closed seat", conn.sid)
 
     # -- actions -------------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ async def seat_of(rt: Any, code: str, token: str | None, session: Mapping[str, A
     except ArcaneError:
         await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
         raise
-    return ident, await rt.service.member(ident)  # reads the games table only to refuse
+    return ident, await rt.service.authenticate(ident)  # reads the games table only to refuse
 
 
 async def acting(code: str) -> tuple[Identity, Member]:
