@@ -11,7 +11,9 @@ import asyncio
 import contextvars
 import fcntl
 import logging
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -403,9 +405,26 @@ async def _switch_to_wal(conn: aiosqlite.Connection) -> None:
         await asyncio.sleep(0.01)
 
 
+# The database and its companions hold whispers and chat: only the server's user reads them.
+PRIVATE_MODE = 0o600
+COMPANIONS = ("-wal", "-shm", ".migrate")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm the
+    database's own mode), and take read access from others on files an older version made."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)):
+        try:
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(PRIVATE_MODE)
+        except FileNotFoundError:
+            pass
+
+
 def _lock_file(path: Path) -> IO[bytes]:
     """An exclusive lock between processes on this host, held until the file is closed."""
-    handle = open(path, "ab")
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_MODE), "ab")
     fcntl.flock(handle, fcntl.LOCK_EX)
     return handle
 
@@ -435,6 +454,7 @@ class Store:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(self.path)
         writer = await self._connect()
         try:
             await self._migrate(writer)
