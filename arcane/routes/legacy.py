@@ -6,22 +6,31 @@ from typing import Any
 
 from quart import Blueprint, jsonify, session
 
-from arcane.errors import ArcaneError, ErrorCode
+from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity
 from arcane.game.service import clean_name
 from arcane.identity import SESSION_CURRENT, remember, session_games
-from arcane.routes.common import json_body, limit, runtime
+from arcane.routes.common import bearer_token, json_body, limit, runtime
 
 blueprint = Blueprint("legacy", __name__)
 SESSION_USERNAME = "username"
 
 
-def current_identity() -> Identity:
-    code = session.get(SESSION_CURRENT)
-    games = session_games(session)
-    if not code or code not in games:
-        raise ArcaneError(ErrorCode.NO_GAME, "you are not in a game: create or join one first")
-    return Identity(code, games[code])
+async def current_identity() -> Identity:
+    """The caller's current game: the bearer token's, else the session's current one.
+
+    Checked as every route checks its caller (the seat lives and has not expired)."""
+    token = bearer_token()
+    if token is not None:
+        ident = runtime().tokens.read(token)
+    else:
+        code = session.get(SESSION_CURRENT)
+        games = session_games(session)
+        if not code or code not in games:
+            raise ArcaneError(ErrorCode.NO_GAME, "you are not in a game: create or join one first")
+        ident = Identity(code, games[code])
+    await runtime().service.authenticate(ident)
+    return ident
 
 
 async def _name(body: dict[str, Any]) -> str:
@@ -75,37 +84,41 @@ async def session_info() -> Any:
 
 @blueprint.get("/api/game_state")
 async def game_state() -> Any:
-    return jsonify(await runtime().service.view(current_identity()))
+    return jsonify(await runtime().service.view(await current_identity()))
 
 
 @blueprint.get("/api/current_scenario")
 async def current_scenario() -> Any:
-    view = await runtime().service.view(current_identity())
+    view = await runtime().service.view(await current_identity())
     return jsonify({"scenario": view["scenario"], "turn_number": view["turn_number"], "phase": view["phase"]})
 
 
 @blueprint.get("/api/my_whisper")
 async def my_whisper() -> Any:
-    view = await runtime().service.view(current_identity())
+    view = await runtime().service.view(await current_identity())
     return jsonify({"whisper": view["whisper"], "turn_number": view["turn_number"]})
 
 
 @blueprint.post("/api/make_choice")
 async def make_choice() -> Any:
-    await limit(current_identity())
+    ident = await current_identity()
+    await limit(ident)
     body = await json_body()
     option_id, text = body.get("option_id"), body.get("text")
     if option_id is None and text is None and "choice" in body:
-        view = await runtime().service.view(current_identity())
+        choice = body["choice"]
+        if not isinstance(choice, str):
+            raise validation("choice must be a string: an option id, or your own words")
+        view = await runtime().service.view(ident)
         options = {o["id"] for o in (view["scenario"] or {}).get("options", [])}
-        option_id, text = (body["choice"], None) if body["choice"] in options else (None, body["choice"])
-    result = await runtime().service.choose(current_identity(), option_id, text)
+        option_id, text = (choice, None) if choice in options else (None, choice)
+    result = await runtime().service.choose(ident, option_id, text)
     return jsonify({"success": True} | result)
 
 
 @blueprint.get("/api/waiting_for")
 async def waiting_for() -> Any:
-    view = await runtime().service.view(current_identity())
+    view = await runtime().service.view(await current_identity())
     names = {p["player_id"]: p["player_name"] for p in view["players"]}
     return jsonify({
         "waiting_for": [{"player_id": pid, "player_name": names.get(pid)} for pid in view["waiting_for"]],
