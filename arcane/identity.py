@@ -59,10 +59,17 @@ def session_games(session: Mapping[str, Any]) -> dict[str, str]:
     return dict(games) if isinstance(games, dict) else {}
 
 
-def remember(session: Any, ident: Identity) -> None:
-    """Keep the seat in the signed session cookie; one browser may sit in several games."""
+def remember(session: Any, ident: Identity, *, keep: int) -> None:
+    """Keep the seat in the signed session cookie; one browser may sit in several games.
+
+    Only the `keep` most recent seats stay: browsers drop a cookie past about 4 KB, and
+    every seat is about 20 bytes of it. An older seat still works by its token.
+    """
     games = session_games(session)
-    games[ident.game_code] = ident.player_id
+    games.pop(ident.game_code, None)
+    games[ident.game_code] = ident.player_id  # last: the most recent
+    for code in list(games)[:-max(1, keep)]:
+        del games[code]
     session[SESSION_GAMES] = games
     session[SESSION_CURRENT] = ident.game_code
     session.permanent = True  # re-signed on each response: it expires token_ttl after its last use

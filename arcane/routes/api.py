@@ -16,7 +16,7 @@ blueprint = Blueprint("api", __name__)
 
 def seated(seat: Seat) -> tuple[Any, int]:
     """The answer to create/join/watch: the seat, its token, and the session cookie set."""
-    remember(session, Identity(seat.game_code, seat.player_id))
+    remember(session, Identity(seat.game_code, seat.player_id), keep=runtime().settings.session_games_max)
     token = runtime().tokens.issue(seat.game_code, seat.player_id)
     return jsonify(seat.public() | {"player_token": token}), 201
 

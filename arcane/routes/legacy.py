@@ -41,7 +41,7 @@ async def _name(body: dict[str, Any]) -> str:
 
 
 def _seated(game_code: str, player_id: str, player_name: str) -> Any:
-    remember(session, Identity(game_code, player_id))
+    remember(session, Identity(game_code, player_id), keep=runtime().settings.session_games_max)
     token = runtime().tokens.issue(game_code, player_id)
     return jsonify({"success": True, "game_code": game_code, "player_id": player_id,
                     "player_name": player_name, "player_token": token})
