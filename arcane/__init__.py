@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arcane import loop as _loop
@@ -29,8 +30,21 @@ class _App:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self._app is None:
-            self._app = create_app()
+            try:
+                self._app = create_app()
+            except ValueError as error:  # a setting that cannot be served: say so, and do not start
+                if scope["type"] != "lifespan":
+                    raise
+                await _refuse_to_start(str(error), receive, send)
+                return
         await self._app(scope, receive, send)
+
+
+async def _refuse_to_start(reason: str, receive: Any, send: Any) -> None:
+    """Fail hypercorn's startup, so it exits instead of serving without the app."""
+    logging.getLogger("arcane").critical("not starting: %s", reason)
+    if (await receive())["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": reason})
 
 
 app = _App()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from arcane.routes import common
 from tests.gameplay import error_of
 from tests.support import LiveServer, http_client
 
@@ -40,3 +43,26 @@ async def test_after_200_games_the_cookie_is_under_4_kb_and_the_latest_games_sti
     finally:
         await host.aclose()
         await browser.aclose()
+
+
+async def test_a_game_whose_cookie_cannot_be_written_is_still_answered_with_its_seat(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The game is committed before the cookie is written: a failing cookie (Quart's session
+    without a key refused every write this way) must not turn the answer into a 500."""
+    def no_session(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("The session is unavailable because no secret key was set.")
+
+    monkeypatch.setattr(common, "remember", no_session)
+    client = http_client(server.url)
+    try:
+        for path, body in [("/api/games", {"player_name": "Ann"}), ("/api/create_game", {"player_name": "Ben"})]:
+            created = await client.post(path, json=body)
+            assert created.status_code in {200, 201}, created.text
+            seat = created.json()
+            view = await client.get(f"/api/games/{seat['game_code']}",
+                                    headers={"Authorization": f"Bearer {seat['player_token']}"})
+            assert view.status_code == 200 and view.json()["you"]["player_id"] == seat["player_id"]
+        assert "answered with its token only" in caplog.text
+    finally:
+        await client.aclose()

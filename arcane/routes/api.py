@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, jsonify, session
+from quart import Blueprint, jsonify
 
 from arcane.game.records import Identity
 from arcane.game.service import Seat
-from arcane.identity import remember
-from arcane.routes.common import acting, caller, json_body, runtime
+from arcane.routes.common import acting, caller, json_body, runtime, seat_token
 
 blueprint = Blueprint("api", __name__)
 
 
 def seated(seat: Seat) -> tuple[Any, int]:
     """The answer to create/join/watch: the seat, its token, and the session cookie set."""
-    remember(session, Identity(seat.game_code, seat.player_id), keep=runtime().settings.session_games_max)
-    token = runtime().tokens.issue(seat.game_code, seat.player_id)
+    token = seat_token(Identity(seat.game_code, seat.player_id))
     return jsonify(seat.public() | {"player_token": token}), 201
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,25 @@ from arcane import jsoncodec
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity, Member
 from arcane.game.service import normalize_code
+from arcane.identity import remember
+
+log = logging.getLogger(__name__)
+
+
+def seat_token(ident: Identity) -> str:
+    """The new seat's token, with the seat also kept in the session cookie.
+
+    The seat is committed by now: if the cookie cannot be written, the answer still
+    carries the token, which alone is a full credential, instead of a 500 that would
+    leave the caller with a seat it cannot use.
+    """
+    token: str = runtime().tokens.issue(ident.game_code, ident.player_id)
+    try:
+        remember(session, ident, keep=runtime().settings.session_games_max)
+    except Exception:
+        log.exception("seat %s of game %s answered with its token only: the session cookie "
+                      "could not keep it", ident.player_id, ident.game_code)
+    return token
 
 
 def runtime() -> Any:

@@ -9,8 +9,8 @@ from quart import Blueprint, jsonify, session
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity
 from arcane.game.service import clean_name
-from arcane.identity import SESSION_CURRENT, remember, session_games
-from arcane.routes.common import bearer_token, json_body, limit, runtime
+from arcane.identity import SESSION_CURRENT, session_games
+from arcane.routes.common import bearer_token, json_body, limit, runtime, seat_token
 
 blueprint = Blueprint("legacy", __name__)
 SESSION_USERNAME = "username"
@@ -41,8 +41,7 @@ async def _name(body: dict[str, Any]) -> str:
 
 
 def _seated(game_code: str, player_id: str, player_name: str) -> Any:
-    remember(session, Identity(game_code, player_id), keep=runtime().settings.session_games_max)
-    token = runtime().tokens.issue(game_code, player_id)
+    token = seat_token(Identity(game_code, player_id))
     return jsonify({"success": True, "game_code": game_code, "player_id": player_id,
                     "player_name": player_name, "player_token": token})
 
