@@ -26,6 +26,7 @@ class ErrorCode(str, Enum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     FORBIDDEN = "FORBIDDEN"  # a cross-site request, a Host not served
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # a cookie's request body that is not JSON
 
     @property
     def status(self) -> int:
@@ -51,6 +52,7 @@ _STATUS = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
 }
 
 

@@ -22,6 +22,7 @@ from arcane.bus import Bus
 from arcane.cluster import Cluster
 from arcane.config import Settings
 from arcane.feed import Feed
+from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import SESSION_COOKIE, Tokens
@@ -135,7 +136,7 @@ def _log_to_stderr() -> None:
     ours.setLevel(logging.INFO)
 
 
-def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> socketio.ASGIApp:
+def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> Gate:
     settings = settings or Settings.from_env()
     _log_to_stderr()
     # SQLite runs in aiosqlite's threads; under load the busy event loop would keep each of
@@ -181,7 +182,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     asgi.quart = quart_app  # type: ignore[attr-defined]
     asgi.runtime = runtime  # type: ignore[attr-defined]
-    return asgi
+    return Gate(asgi, settings)
 
 
 def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:
