@@ -13,11 +13,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcane.bus import Bus, Item, Resync, Subscription
+from arcane.config import Settings
 from arcane.events import Event
 from arcane.game.records import Identity
 from arcane.game.service import GameService
 from arcane.recent import RecentEvents
 from arcane.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far one consumer may fall behind, on every transport, before it is cut.
+
+    More than `events` events waiting for it, or more than `bytes` bytes written that it has
+    not read, and the server stops buffering for it: a socket or SSE stream is dropped, a
+    long-poll answer stops there. The client resumes from its cursor (join_game_room's
+    last_seq, Last-Event-ID, the poll's after) and gets the rest from the log, with no gap.
+    """
+
+    events: int
+    bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Backlog:
+        return cls(settings.stream_buffer, settings.stream_buffer_bytes)
+
+    def exceeded(self, *, events: int = 0, nbytes: int = 0) -> bool:
+        return events > self.events or nbytes > self.bytes
+
+    def prefix(self, events: list[Event], size: Callable[[Event], int]) -> list[Event]:
+        """The longest head of `events` within the backlog (at least one, to make progress)."""
+        total = 0
+        for count, event in enumerate(events):
+            total += size(event)
+            if count and self.exceeded(events=count + 1, nbytes=total):
+                return events[:count]
+        return events
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,11 @@ class Connection:
     def transport(self) -> asyncio.WriteTransport:
         return self.server.writer.transport  # type: ignore[no-any-return]
 
-    def clear(self) -> bool:
+    def clear(self, high_water: int = HIGH_WATER) -> bool:
         """Nothing of hypercorn's waits to be written, and the client keeps up."""
         transport = self.transport
         return (not self.server.send_lock.locked() and not transport.is_closing()
-                and transport.get_write_buffer_size() <= HIGH_WATER)
+                and transport.get_write_buffer_size() <= high_water)
 
 
 def connection_of(send: Any, stream_type: Any) -> Connection | None:
@@ -105,12 +105,22 @@ class ChunkWriter:
             return send
         return cls(send, connection)
 
-    def write(self, data: bytes) -> bool:
+    def write(self, data: bytes, *, high_water: int = HIGH_WATER) -> bool:
+        """Write the chunk now if at most `high_water` bytes wait ahead of it (a caller that
+        bounds its backlog itself, arcane/feed.py `Backlog`, raises it); else False."""
         connection = self._connection
-        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear():
+        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear(high_water):
             return False
         connection.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
+
+    def buffered(self) -> int:
+        """Bytes written to the connection that the client has not taken yet."""
+        return self._connection.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all (a client that stopped reading)."""
+        self._connection.transport.abort()
 
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
         await self._send(message)

@@ -113,14 +113,21 @@ async def test_unknown_and_malformed_game_codes_are_invalid(server: LiveServer, 
     host = await Player.create(server, "Aria")
     unknown = "ZZZZZ9" if host.game_code != "ZZZZZ9" else "ZZZZZ8"
     token = {"Authorization": f"Bearer {host.token}"}
+    # A well-formed code the caller has no seat in is answered as for a game that exists
+    # (no enumeration: tests/test_hostile_limits.py); only joining and watching say INVALID_GAME.
+    for path in (f"/api/games/{unknown}", f"/api/games/{unknown}/start"):
+        await refused(server, [host], lambda: stranger.request("POST" if path.endswith("start") else "GET", path,
+                                                               headers=token), 403, "NOT_IN_GAME")
     for code in (unknown, "abc", "ABCDEFG", "AB_123", "ÄBC123"):
-        await refused(server, [host], lambda: stranger.get(f"/api/games/{code}", headers=token), 404, "INVALID_GAME")
+        if code != unknown:
+            await refused(server, [host], lambda: stranger.get(f"/api/games/{code}", headers=token), 404, "INVALID_GAME")
         await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/players",
                                                             json={"player_name": "Brom"}), 404, "INVALID_GAME")
         await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/spectators",
                                                             json={"name": "Wren"}), 404, "INVALID_GAME")
-        await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/start", headers=token),
-                      404, "INVALID_GAME")
+        if code != unknown:
+            await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/start", headers=token),
+                          404, "INVALID_GAME")
     for body in ({"game_code": unknown, "player_name": "Brom"}, {"game_code": "no!", "player_name": "Brom"},
                  {"player_name": "Brom"}, {"game_code": 123456, "player_name": "Brom"}):
         await refused(server, [host], lambda: stranger.post("/api/join_game", json=body), 404, "INVALID_GAME")

@@ -19,6 +19,8 @@ from arcane.errors import validation
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, respond_json
 from arcane.fallback.following import Following, parse_cursor
+from arcane.feed import Backlog
+from arcane.game.records import Identity, Member
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -45,9 +47,19 @@ class Item:
 
 async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
+    await rt.limits.read(ident)
     after = after_param(request.arg("after"))
     timeout = timeout_param(request.arg("timeout"), rt.settings)
     client = client_param(request.arg("client_id"))
+    slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
+    try:
+        await _answer(rt, ident, member, after, timeout, client, receive, send)
+    finally:
+        slot.release()
+
+
+async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | None, timeout: float,
+                  client: str, receive: Receive, send: Send) -> None:
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
         # another tab that is still waiting out a long poll.
@@ -57,7 +69,13 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
     async with Following(rt, ident) as feed:
         start = await feed.start(rt.store, rt.service, after)
         if start.recovered:
-            items = [Item(e.seq, e) for e in start.events]
+            events = Backlog.of(rt.settings).prefix(start.events, lambda e: len(Item(e.seq, e).to_json()))
+            items = [Item(e.seq, e) for e in events]
+            if len(events) < len(start.events):
+                # A catch-up past the backlog comes in pieces: this one, then the next poll's.
+                body = answer(items, last_seq=events[-1].seq or 0, recovered=True)
+                await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
+                return
         else:
             items = [Item(start.seq, start.sync_event(ident.game_code))]
         items += [Item(e.seq, e) for e in await feed.ready()]
