@@ -143,6 +143,11 @@ class Feed:
         self._ready.clear()
         return out
 
+    def on_backlog(self, check: Callable[[int, int], None]) -> None:
+        """Have `check(events, payload_bytes)` run whenever an item waits for this feed (and
+        on overflow), even while its owner is stuck writing to a client that does not read."""
+        self._sub.on_queued = lambda sub: check(*sub.backlog())
+
     def listen(self, listener: Callable[[Item], None]) -> None:
         """Have each bus item handed to `listener` as it is published (see `accept`), starting
         with any published since the feed opened (during the catch-up's read, say)."""

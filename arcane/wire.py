@@ -53,11 +53,11 @@ class Connection:
     def transport(self) -> asyncio.WriteTransport:
         return self.server.writer.transport  # type: ignore[no-any-return]
 
-    def clear(self, high_water: int = HIGH_WATER) -> bool:
+    def clear(self) -> bool:
         """Nothing of hypercorn's waits to be written, and the client keeps up."""
         transport = self.transport
         return (not self.server.send_lock.locked() and not transport.is_closing()
-                and transport.get_write_buffer_size() <= high_water)
+                and transport.get_write_buffer_size() <= HIGH_WATER)
 
 
 def connection_of(send: Any, stream_type: Any) -> Connection | None:
@@ -105,11 +105,9 @@ class ChunkWriter:
             return send
         return cls(send, connection)
 
-    def write(self, data: bytes, *, high_water: int = HIGH_WATER) -> bool:
-        """Write the chunk now if at most `high_water` bytes wait ahead of it (a caller that
-        bounds its backlog itself, arcane/feed.py `Backlog`, raises it); else False."""
+    def write(self, data: bytes) -> bool:
         connection = self._connection
-        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear(high_water):
+        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear():
             return False
         connection.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from itsdangerous import URLSafeSerializer
 from quart import jsonify
 
 from tests.gameplay import close_all, error_of, logged
-from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party
+from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party, serving
 
 Send = Callable[[], Awaitable[httpx.Response]]
 
@@ -38,6 +39,14 @@ async def refused(server: LiveServer, watchers: Sequence[Player], send: Send, st
 def raw_post(client: httpx.AsyncClient, path: str, content: bytes | str,
              content_type: str = "application/json") -> Send:
     return lambda: client.post(path, content=content, headers={"Content-Type": content_type})
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    # refused() reads each watcher's view before and after every refusal: far more views a
+    # second than one player makes, past the default read limit (tests/test_hostile_limits.py).
+    async with serving(tmp_path, read_burst=10**6) as live:
+        yield live
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from arcane import wire
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
-from arcane.feed import Backlog
+from arcane.feed import Backlog, Feed
 from arcane.game.records import Identity, Member
 from arcane.wire import ChunkWriter
 
@@ -56,13 +57,10 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
     """The whole life of one stream; everything it opens is released in `finally`.
 
     It ends when the client goes (hypercorn reports the disconnect to `receive`), when
-    the feed closes (shutdown), when the client falls behind (`Backlog`: more events
-    waiting than the bus keeps for it, or more bytes unread on the connection than
-    `stream_buffer_bytes`; the connection is dropped), or when sending fails. The client
-    resumes from its id.
+    the feed closes (shutdown), when the client falls `Backlog` behind (the connection
+    is dropped), or when sending fails. The client resumes from its id.
     """
     conn_id = f"sse:{secrets.token_hex(8)}"
-    backlog = Backlog.of(rt.settings)
     async with Following(rt, ident) as feed:
         unwatch = on_disconnect(receive, feed.close)
         if member.is_player:
@@ -70,55 +68,65 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
         try:
             await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
             send = ChunkWriter.over(send)  # the headers are out: the body's chunks may go direct
+            behind = Behind(Backlog.of(rt.settings), send, feed, ident)
+            feed.on_backlog(behind.check)
             start = await feed.start(rt.store, rt.service, after)
             if not start.recovered:
                 await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
             else:
-                # The catch-up waits for a slow client, in pieces the backlog allows; live
-                # events meanwhile wait on the bus, which cuts the stream past `stream_buffer`.
-                events = start.events
+                # In pieces, each waiting for a slow client: a long replay never sits whole
+                # in the connection's buffer.
+                events, pieces = start.events, Backlog(len(start.events), wire.HIGH_WATER)
                 while events:
-                    piece = backlog.prefix(events, lambda e: len(frame(e)))
+                    piece = pieces.prefix(events, lambda e: len(frame(e)))
                     await _body(send, frames(piece))
                     events = events[len(piece):]
             del start  # the catch-up is sent: an open stream keeps none of it
-            kept_up = True
-            while kept_up:
+            while not behind.cut:
                 event = await feed.next(timeout=rt.settings.sse_heartbeat)
                 if event is not None:
-                    kept_up = await _live(send, frames([event, *await feed.ready()]), backlog)
+                    data = frames([event, *await feed.ready()])
+                    behind.check(0, len(data))
+                    if not behind.cut:
+                        await _body(send, data)
                 elif feed.closed:
                     break
                 else:
-                    kept_up = await _live(send, HEARTBEAT, backlog)
-            if not kept_up or feed.overflowed:
-                _cut(send, ident)
-                return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    await _body(send, HEARTBEAT)
+            if not behind.cut:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             unwatch()
             if member.is_player:
                 rt.presence.disconnect(ident.game_code, ident.player_id, conn_id)
 
 
-async def _live(send: Send | ChunkWriter, data: bytes, backlog: Backlog) -> bool:
-    """A live chunk, never waiting on the client: False when it has fallen `backlog` behind."""
-    if isinstance(send, ChunkWriter):
-        if backlog.exceeded(nbytes=send.buffered() + len(data)):
-            return False
-        if send.write(data, high_water=backlog.bytes):
-            return True
-    # Not plain HTTP/1.1 under hypercorn: its own flow control bounds what waits.
-    await send({"type": "http.response.body", "body": data, "more_body": True})
-    return True
+class Behind:
+    """Cuts a stream whose client fell `Backlog` behind: more events waiting for it on the
+    bus than `stream_buffer`, or more bytes than `stream_buffer_bytes` in those events plus
+    what its connection holds unsent. Checked as each event arrives, so a stream stuck
+    writing to a client that stopped reading is cut too: its connection is dropped, since
+    a graceful end would wait for the client to read."""
 
+    __slots__ = ("_backlog", "_send", "_feed", "_ident", "cut")
 
-def _cut(send: Send | ChunkWriter, ident: Identity) -> None:
-    """Drop a stream whose client fell behind; a graceful end would wait for it to read."""
-    log.warning("SSE stream of %s in %s fell too far behind; dropping it to resume", ident.player_id,
-                ident.game_code)
-    if isinstance(send, ChunkWriter):
-        send.abort()
+    def __init__(self, backlog: Backlog, send: Send | ChunkWriter, feed: Feed, ident: Identity) -> None:
+        self._backlog = backlog
+        self._send = send
+        self._feed = feed
+        self._ident = ident
+        self.cut = False
+
+    def check(self, events: int, nbytes: int) -> None:
+        unread = self._send.buffered() if isinstance(self._send, ChunkWriter) else 0
+        if self.cut or not self._backlog.exceeded(events=events, nbytes=unread + nbytes):
+            return
+        self.cut = True
+        log.warning("SSE stream of %s in %s fell too far behind; dropping it to resume",
+                    self._ident.player_id, self._ident.game_code)
+        if isinstance(self._send, ChunkWriter):
+            self._send.abort()  # elsewhere the server's own flow control bounds what waits
+        self._feed.close()
 
 
 async def _body(send: Send | ChunkWriter, data: bytes) -> None:
