@@ -69,13 +69,7 @@ async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | Non
     async with Following(rt, ident) as feed:
         start = await feed.start(rt.store, rt.service, after)
         if start.recovered:
-            events = Backlog.of(rt.settings).prefix(start.events, lambda e: len(Item(e.seq, e).to_json()))
-            items = [Item(e.seq, e) for e in events]
-            if len(events) < len(start.events):
-                # A catch-up past the backlog comes in pieces: this one, then the next poll's.
-                body = answer(items, last_seq=events[-1].seq or 0, recovered=True)
-                await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
-                return
+            items = [Item(e.seq, e) for e in start.events]
         else:
             items = [Item(start.seq, start.sync_event(ident.game_code))]
         items += [Item(e.seq, e) for e in await feed.ready()]
@@ -88,12 +82,24 @@ async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | Non
                 unwatch()
             if event is not None:
                 items = [Item(e.seq, e) for e in (event, *await feed.ready())]
-        body = answer(items, last_seq=feed.cursor, recovered=start.recovered)
+        body = answer(items, Backlog.of(rt.settings), cursor=feed.cursor, since=start.seq,
+                      recovered=start.recovered)
     await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
 
 
-def answer(items: Sequence[Item], *, last_seq: int, recovered: bool) -> str:
-    events = ",".join(item.to_json() for item in items)
+def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, recovered: bool) -> str:
+    """The poll's answer: at most a backlog's worth of `items`, so a long catch-up comes in
+    pieces. `last_seq` is `cursor` when all fit, else the seq of the last logged item sent,
+    or `since` (where the items began) when none is: the next poll brings the rest."""
+    encoded = [item.to_json() for item in items]
+    last_seq, total = cursor, 0
+    for count, text in enumerate(encoded):
+        total += len(text)
+        if count and backlog.exceeded(events=count + 1, nbytes=total):
+            encoded = encoded[:count]
+            last_seq = next((i.seq for i in reversed(items[:count]) if i.seq is not None), since)
+            break
+    events = ",".join(encoded)
     return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{jsoncodec.dumps(recovered)}}}'
 
 
