@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,10 @@ from arcane.config import Settings
 from arcane.fallback import sse
 from arcane.wire import ChunkWriter
 from tests.cluster import cluster, on
-from tests.sockets import SocketClient
+from tests.rawws import RawSocketIO
+from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseParser, SseStream, visible_log
-from tests.support import ADDRESS_LIMITS_OFF, LiveServer, Player, http_client, serving, test_settings
+from tests.support import ADDRESS_LIMITS_OFF, LiveServer, Player, http_client, serving, sockets_gone, test_settings
 
 DEFAULTS = {f.name: f.default for f in fields(Settings) if f.name in ADDRESS_LIMITS_OFF}
 FLOOD = {"rate_limit_per_second": 1e6, "rate_limit_burst": 10**6}
@@ -207,6 +210,20 @@ async def test_a_long_poll_catch_up_comes_in_bounded_pieces_without_a_gap(tmp_pa
         await close_all(poller, ann)
 
 
+@asynccontextmanager
+async def tight_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A server whose accepted sockets get a small kernel send buffer (inherited from the
+    listening socket), so a client that stops reading backs up into the server's own buffers."""
+    server = LiveServer(test_settings(tmp_path, **overrides))
+    server._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        server.close()
+
+
 class RawSse:
     """An EventSource over a bare socket with a small receive buffer, read only when told."""
 
@@ -271,10 +288,7 @@ async def test_an_sse_client_that_never_reads_is_cut_and_resumes_with_no_gap(
         return writer
 
     monkeypatch.setattr(sse.ChunkWriter, "over", staticmethod(spy))
-    server = LiveServer(test_settings(tmp_path, stream_buffer=100_000, stream_buffer_bytes=limit, **FLOOD))
-    server._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)  # the kernel holds little
-    await server.start()
-    try:
+    async with tight_server(tmp_path, stream_buffer=100_000, stream_buffer_bytes=limit, **FLOOD) as server:
         ann = await Player.create(server, "Ann")
         bob = await Player.join(server, ann.game_code, "Bob")
         reader = RawSse(server, ann.game_code, bob.token, last_event_id=0)
@@ -299,9 +313,26 @@ async def test_an_sse_client_that_never_reads_is_cut_and_resumes_with_no_gap(
         assert resumed.events[0].event != "reconnect_sync", "a replay from the cursor, not a snapshot"
         assert resumed.logged() == truth
         await close_all(resumed, ann, bob)
-    finally:
-        await server.stop()
-        server.close()
+
+
+async def test_a_websocket_that_never_reads_is_cut_by_the_same_byte_bound(tmp_path: Path) -> None:
+    async with tight_server(tmp_path, stream_buffer=100_000, stream_buffer_bytes=16 * 1024, **FLOOD) as server:
+        ann = await Player.create(server, "Ann")
+        bram = await Player.join(server, ann.game_code, "Bram")
+        raw = await RawSocketIO.open(server.port, bram.token)
+        ack_id = await raw.call("join_game_room", {"game_code": bram.game_code})
+        assert (await raw.message()).startswith(f"43{ack_id}[")
+        line = "x" * 450
+        for n in range(3000):  # far past the kernel's buffers, but cut by bytes long before
+            assert (await ann.post("/chat", {"text": f"{n} {line}"})).status_code == 201
+            if not server.runtime.realtime.connections:
+                break
+        assert await sockets_gone(server), "a websocket that reads nothing is cut by bytes, not only by events"
+        await raw.close()
+        back = await socket_for(bram, last_seq=2)
+        assert back.join_ack["recovered"] is True
+        await back.wait_for(lambda got: sum(1 for e, _ in got if e == "chat_message") == n + 1, 20)
+        await close_all(back, ann, bram)
 
 
 # -- 11. game codes cannot be enumerated -------------------------------------------------------
