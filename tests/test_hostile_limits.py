@@ -23,7 +23,7 @@ import socketio
 from arcane.config import Settings
 from arcane.fallback import sse
 from arcane.wire import ChunkWriter
-from tests.cluster import cluster, on
+from tests.cluster import cluster
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseParser, SseStream, visible_log
