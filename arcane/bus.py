@@ -37,6 +37,10 @@ class Subscription:
         self.closed = False
         # Set by an owner that takes each item as it is published instead of from the queue.
         self.listener: Callable[[Item], None] | None = None
+        # Set by an owner that bounds its backlog in bytes too (arcane/feed.py Backlog): run
+        # after each item is queued, or on overflow; the queued payload bytes are counted then.
+        self.on_queued: Callable[[Subscription], None] | None = None
+        self.queued_bytes = 0
 
     @property
     def _queue(self) -> SlimQueue:
@@ -55,6 +59,16 @@ class Subscription:
         except asyncio.QueueFull:
             self.overflowed = True
             self.close()
+        else:
+            if self.on_queued is not None:
+                self.queued_bytes += _weight(event)
+        if self.on_queued is not None:
+            self.on_queued(self)
+
+    def backlog(self) -> tuple[int, int]:
+        """(events, payload bytes) queued for the owner; past `maxsize` once it overflowed."""
+        events = self._items.qsize() if self._items is not None else 0
+        return (self._maxsize + 1 if self.overflowed else events), self.queued_bytes
 
     def close(self) -> None:
         """Stop receiving; a waiting `get()` wakes up and returns None."""
@@ -74,15 +88,20 @@ class Subscription:
     async def get(self) -> Item | None:
         if self.closed and (self._items is None or self._items.empty()):
             return None
-        return await self._queue.get()
+        return self._taken(await self._queue.get())
 
     def get_nowait(self) -> Item | None:
         if self._items is None:
             return None
         try:
-            return self._queue.get_nowait()
+            return self._taken(self._queue.get_nowait())
         except asyncio.QueueEmpty:
             return None
+
+    def _taken(self, item: Item | None) -> Item | None:
+        if item is not None and self.on_queued is not None:
+            self.queued_bytes -= _weight(item)
+        return item
 
     def take_queued(self) -> list[Item]:
         """Everything queued so far, and the queue itself: for an owner about to set a listener."""
@@ -99,6 +118,11 @@ class Subscription:
     async def _iterate(self) -> AsyncIterator[Item]:
         while (item := await self.get()) is not None:
             yield item
+
+
+def _weight(item: Item) -> int:
+    """What an item adds to an owner's byte backlog: its payload (encoded once per event)."""
+    return len(item.data_json()) if isinstance(item, Event) else 0
 
 
 class Bus:

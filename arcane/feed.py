@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from arcane.bus import Bus, Item, Resync, Subscription
+from arcane.config import Settings
 from arcane.events import SEAT_CLOSED, Event
 from arcane.game.records import Identity
 from arcane.game.service import GameService
@@ -22,6 +23,36 @@ from arcane.store import Store
 # A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
 # one past it would overflow the log's query. Every transport refuses such a cursor.
 CURSOR_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How far one consumer may fall behind, on every transport, before it is cut.
+
+    More than `events` events waiting for it, or more than `bytes` bytes written that it has
+    not read, and the server stops buffering for it: a socket or SSE stream is dropped, a
+    long-poll answer stops there. The client resumes from its cursor (join_game_room's
+    last_seq, Last-Event-ID, the poll's after) and gets the rest from the log, with no gap.
+    """
+
+    events: int
+    bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Backlog:
+        return cls(settings.stream_buffer, settings.stream_buffer_bytes)
+
+    def exceeded(self, *, events: int = 0, nbytes: int = 0) -> bool:
+        return events > self.events or nbytes > self.bytes
+
+    def prefix(self, events: list[Event], size: Callable[[Event], int]) -> list[Event]:
+        """The longest head of `events` within the backlog (at least one, to make progress)."""
+        total = 0
+        for count, event in enumerate(events):
+            total += size(event)
+            if count and self.exceeded(events=count + 1, nbytes=total):
+                return events[:count]
+        return events
 
 
 @dataclass(frozen=True)
@@ -121,6 +152,11 @@ class Feed:
         out = list(self._ready)
         self._ready.clear()
         return out
+
+    def on_backlog(self, check: Callable[[int, int], None]) -> None:
+        """Have `check(events, payload_bytes)` run whenever an item waits for this feed (and
+        on overflow), even while its owner is stuck writing to a client that does not read."""
+        self._sub.on_queued = lambda sub: check(*sub.backlog())
 
     def listen(self, listener: Callable[[Item], None]) -> None:
         """Have each bus item handed to `listener` as it is published (see `accept`), starting

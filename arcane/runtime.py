@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import sys
@@ -19,14 +20,14 @@ from arcane import fallback, fastlane
 from arcane import loop as event_loop
 from arcane import shutdown
 from arcane.bus import Bus
-from arcane.cluster import Cluster
+from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings
 from arcane.feed import Feed
 from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import SESSION_COOKIE, Tokens
-from arcane.limits import Limiter, LocalLimiter
+from arcane.limits import Limiter, Limits, LocalLimiter
 from arcane.presence import Presence
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
@@ -58,6 +59,7 @@ class Runtime:
     presence: Presence
     limiter: Limiter
     sio: socketio.AsyncServer
+    limits: Limits  # per address and identity, and the connection caps
     cluster: Cluster | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: Realtime | None = None
@@ -158,7 +160,10 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     service.online = presence.online
     sio = create_server(settings)
     quart_app = create_quart(settings)
-    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, limiter, sio, cluster)
+    # Address and read limits go through the same Limiter as the action limit: shared over Redis.
+    limits = Limits(settings, functools.partial(RedisLimiter, cluster.link) if cluster else LocalLimiter)
+    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, limiter, sio,
+                      limits, cluster)
     quart_app.extensions["arcane"] = runtime
     runtime.realtime = Realtime(runtime, _session_loader(quart_app))
 

@@ -112,6 +112,14 @@ class ChunkWriter:
         connection.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
         return True
 
+    def buffered(self) -> int:
+        """Bytes written to the connection that the client has not taken yet."""
+        return self._connection.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all (a client that stopped reading)."""
+        self._connection.transport.abort()
+
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
         await self._send(message)
 

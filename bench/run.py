@@ -113,7 +113,12 @@ class Server:
 
 def servers() -> dict[str, Server]:
     # The benchmark floods on purpose: this server's per-player rate limit would refuse it.
-    arcane_env = {"ARCANE_RATE_LIMIT_PER_SECOND": "1000000", "ARCANE_RATE_LIMIT_BURST": "1000000"}
+    # So would its per-address limits: every simulated client comes from 127.0.0.1.
+    arcane_env = {"ARCANE_RATE_LIMIT_PER_SECOND": "1000000", "ARCANE_RATE_LIMIT_BURST": "1000000",
+                  "ARCANE_CREATE_RATE_PER_MINUTE": "1000000000", "ARCANE_CREATE_BURST": "1000000000",
+                  "ARCANE_READ_RATE_PER_SECOND": "1000000", "ARCANE_READ_BURST": "1000000",
+                  "ARCANE_LOOKUP_FAILURES_PER_MINUTE": "1000000000",
+                  "ARCANE_MAX_CONNECTIONS_PER_ADDRESS": "1000000000", "ARCANE_MAX_SPECTATORS": "100000"}
     return {
         "arcane": Server("arcane", "arcane (hypercorn arcane:app)",
                          [str(ROOT / ".venv/bin/hypercorn"), "arcane:app", "--bind", "127.0.0.1:{port}",

@@ -17,7 +17,7 @@ import httpx
 import socketio
 
 from arcane.store import Store
-from tests.support import Player, require_tool
+from tests.support import ADDRESS_LIMITS_OFF, Player, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
@@ -145,7 +145,8 @@ async def cluster(tmp_path: Path, nodes: int = 2, **settings: str) -> AsyncItera
         "ARCANE_PRESENCE_GRACE": "0.3",
         "ARCANE_PRESENCE_TTL": "2",
         "ARCANE_SCENARIO_TIMEOUT": "2",
-    } | settings
+        # Every test client is 127.0.0.1, as in tests/support.py test_settings.
+    } | {f"ARCANE_{name.upper()}": str(value) for name, value in ADDRESS_LIMITS_OFF.items()} | settings
     members = [Node(chr(ord("A") + n), free_port(), env) for n in range(nodes)]
     try:
         await asyncio.gather(*(node.start() for node in members))

@@ -24,6 +24,10 @@ from arcane.runtime import Runtime
 from arcane.config import Settings
 from arcane.game.scenarios import ScenarioSource
 
+ADDRESS_LIMITS_OFF: dict[str, Any] = {
+    "create_rate_per_minute": 1e9, "create_burst": 10**9, "lookup_failures_per_minute": 1e9,
+    "max_connections_per_address": 10**9,
+}
 TEST_SECRET = "test-secret-" + "k" * 32  # at least the 32 bytes a server accepts
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -54,6 +58,9 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base = Settings(
         database=tmp_path / "arcane.db", secret_key=TEST_SECRET, presence_grace=0.5,
         scenario_timeout=2.0,
+        # Every test client is 127.0.0.1: the per-address limits (games, seats, failed lookups,
+        # connections) are raised here; tests/test_hostile_limits.py restores the defaults.
+        **ADDRESS_LIMITS_OFF,
     )
     return replace(base, **overrides)
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ from itsdangerous import URLSafeSerializer
 from quart import jsonify
 
 from tests.gameplay import close_all, error_of, logged
-from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party
+from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party, serving
 
 Send = Callable[[], Awaitable[httpx.Response]]
 
@@ -38,6 +39,14 @@ async def refused(server: LiveServer, watchers: Sequence[Player], send: Send, st
 def raw_post(client: httpx.AsyncClient, path: str, content: bytes | str,
              content_type: str = "application/json") -> Send:
     return lambda: client.post(path, content=content, headers={"Content-Type": content_type})
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    # refused() reads each watcher's view before and after every refusal: far more views a
+    # second than one player makes, past the default read limit (tests/test_hostile_limits.py).
+    async with serving(tmp_path, read_burst=10**6) as live:
+        yield live
 
 
 @pytest.fixture
@@ -113,14 +122,21 @@ async def test_unknown_and_malformed_game_codes_are_invalid(server: LiveServer, 
     host = await Player.create(server, "Aria")
     unknown = "ZZZZZ9" if host.game_code != "ZZZZZ9" else "ZZZZZ8"
     token = {"Authorization": f"Bearer {host.token}"}
+    # A well-formed code the caller has no seat in is answered as for a game that exists
+    # (no enumeration: tests/test_hostile_limits.py); only joining and watching say INVALID_GAME.
+    for path in (f"/api/games/{unknown}", f"/api/games/{unknown}/start"):
+        await refused(server, [host], lambda: stranger.request("POST" if path.endswith("start") else "GET", path,
+                                                               headers=token), 403, "NOT_IN_GAME")
     for code in (unknown, "abc", "ABCDEFG", "AB_123", "ÄBC123"):
-        await refused(server, [host], lambda: stranger.get(f"/api/games/{code}", headers=token), 404, "INVALID_GAME")
+        if code != unknown:
+            await refused(server, [host], lambda: stranger.get(f"/api/games/{code}", headers=token), 404, "INVALID_GAME")
         await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/players",
                                                             json={"player_name": "Brom"}), 404, "INVALID_GAME")
         await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/spectators",
                                                             json={"name": "Wren"}), 404, "INVALID_GAME")
-        await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/start", headers=token),
-                      404, "INVALID_GAME")
+        if code != unknown:
+            await refused(server, [host], lambda: stranger.post(f"/api/games/{code}/start", headers=token),
+                          404, "INVALID_GAME")
     for body in ({"game_code": unknown, "player_name": "Brom"}, {"game_code": "no!", "player_name": "Brom"},
                  {"player_name": "Brom"}, {"game_code": 123456, "player_name": "Brom"}):
         await refused(server, [host], lambda: stranger.post("/api/join_game", json=body), 404, "INVALID_GAME")

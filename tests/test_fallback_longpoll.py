@@ -114,7 +114,7 @@ async def test_bad_parameters_and_credentials_get_the_http_error_codes(server: L
         refusals = [
             (await plain.get(path, params={"timeout": 0}), 401, "AUTH_REQUIRED"),
             (await plain.get(path, params={"token": other.token}), 403, "NOT_IN_GAME"),
-            (await plain.get("/api/games/ZZZZZZ/poll", params={"token": ann.token}), 404, "INVALID_GAME"),
+            (await plain.get("/api/games/ZZZZZZ/poll", params={"token": ann.token}), 403, "NOT_IN_GAME"),
         ]
         for response, status, code in refusals:
             assert response.status_code == status, response.text

@@ -96,7 +96,7 @@ async def test_streams_take_the_same_credentials_and_refusals_as_http(server: Li
         (SseStream(server, ann.game_code), 401, "AUTH_REQUIRED"),
         (SseStream(server, ann.game_code, token="forged.token"), 401, "AUTH_REQUIRED"),
         (SseStream(server, ann.game_code, token=other.token), 403, "NOT_IN_GAME"),
-        (SseStream(server, "ZZZZZZ", token=ann.token), 404, "INVALID_GAME"),
+        (SseStream(server, "ZZZZZZ", token=ann.token), 403, "NOT_IN_GAME"),  # as for a game that exists
         (SseStream(server, "bad", token=ann.token), 404, "INVALID_GAME"),
     ]
     try:
@@ -177,7 +177,13 @@ async def test_the_stream_outlives_the_response_timeout_with_heartbeats(tmp_path
             await close_all(stream, ann, bob)
 
 
-async def test_two_hundred_streams_leave_no_subscriber_behind(server: LiveServer) -> None:
+async def test_two_hundred_streams_leave_no_subscriber_behind(tmp_path: Path) -> None:
+    # One seat holding 200 streams is past the default cap (tests/test_hostile_limits.py).
+    async with serving(tmp_path, max_connections_per_identity=200) as server:
+        await _two_hundred_streams(server)
+
+
+async def _two_hundred_streams(server: LiveServer) -> None:
     ann, bob = await seat_party(server, ["Ann", "Bob"])
     bus = server.runtime.bus
     client = httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10.0, read=None),

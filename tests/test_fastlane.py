@@ -39,9 +39,9 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 @asynccontextmanager
-async def ann_at_table(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, Player]]:
+async def ann_at_table(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[LiveServer, Player]]:
     """A live server and Ann, seated at a new table."""
-    async with serving(tmp_path) as server:
+    async with serving(tmp_path, **settings) as server:
         (ann,) = await seat_party(server, ["Ann"])
         try:
             yield server, ann
@@ -232,7 +232,8 @@ async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and
     from hypercorn.config import Config
 
     allowed = Config().keep_alive_max_requests
-    async with ann_at_table(tmp_path) as (server, ann):
+    # A thousand short polls back to back: a flood by the read limit's measure, on purpose.
+    async with ann_at_table(tmp_path, read_burst=10**6) as (server, ann):
         async with wire(server.port) as (reader, writer):
             for number in range(1, allowed + 1):
                 writer.write(poll_request(ann, "after=1&timeout=0"))

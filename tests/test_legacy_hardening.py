@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.gameplay import close_all, error_of, last_seq
-from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party
+from tests.support import LiveServer, http_client, play_to_first_turn, seat_party
 
 
 async def test_the_legacy_routes_take_a_bearer_token_without_any_cookie(server: LiveServer) -> None:

@@ -43,7 +43,7 @@ async def test_joins_are_refused_with_the_right_code(server: LiveServer) -> None
     client = SocketClient(server)
     await client.connect(token=ann.token)
     cases = [
-        ({"game_code": "ZZZZZZ"}, "INVALID_GAME"),
+        ({"game_code": "ZZZZZZ"}, "NOT_IN_GAME"),  # as for a game that exists: codes are not enumerable
         ({"game_code": "no!"}, "INVALID_GAME"),
         ({"game_code": stranger.game_code}, "NOT_IN_GAME"),
         ({"game_code": ann.game_code, "last_seq": -1}, "VALIDATION_ERROR"),

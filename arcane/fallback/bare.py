@@ -22,6 +22,7 @@ from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
 from arcane.identity import cookie_session
+from arcane.limits import retry_after_header
 from arcane.routes.common import bearer, seat_of
 from arcane.slim import SlimQueue
 
@@ -44,6 +45,7 @@ class Request:
 
     headers: dict[str, str]
     query: dict[str, list[str]]
+    address: str  # the client's, through trusted proxies only (arcane/peers.py)
 
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -73,9 +75,9 @@ class FallbackRoutes:
         rt = self._runtime()
         serve = sse.serve if match.group(2) == "events" else longpoll.serve
         try:
-            await serve(rt, self._caller, match.group(1), _request(scope), receive, send)
+            await serve(rt, self._caller, match.group(1), _request(scope, rt.limits.address(scope)), receive, send)
         except ArcaneError as error:
-            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}))
+            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}), retry_after_header(error))
         except Exception:
             log.exception("unhandled error on GET %s", scope.get("path"))
             error = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
@@ -85,7 +87,7 @@ class FallbackRoutes:
         """`routes.common.caller(allow_query_token=True)`, from the raw request."""
         token = bearer(request.headers.get("authorization", "")) or request.arg("token") or None
         session = cookie_session(request.headers.get("cookie", ""), self._load_session)
-        return await seat_of(rt, code, token, session)
+        return await seat_of(rt, code, token, session, address=request.address)
 
 
 Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
@@ -131,6 +133,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-def _request(scope: Scope) -> Request:
+def _request(scope: Scope, address: str) -> Request:
     headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope.get("headers", ())}
-    return Request(headers, parse_qs(scope.get("query_string", b"").decode("latin1"), keep_blank_values=True))
+    return Request(headers, parse_qs(scope.get("query_string", b"").decode("latin1"), keep_blank_values=True),
+                   address)

@@ -19,6 +19,8 @@ from arcane.errors import validation
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, respond_json
 from arcane.fallback.following import Following, parse_cursor
+from arcane.feed import Backlog
+from arcane.game.records import Identity, Member
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -45,9 +47,19 @@ class Item:
 
 async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
+    await rt.limits.read(ident)
     after = after_param(request.arg("after"))
     timeout = timeout_param(request.arg("timeout"), rt.settings)
     client = client_param(request.arg("client_id"))
+    slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
+    try:
+        await _answer(rt, ident, member, after, timeout, client, receive, send)
+    finally:
+        slot.release()
+
+
+async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | None, timeout: float,
+                  client: str, receive: Receive, send: Send) -> None:
     lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
@@ -70,15 +82,27 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
                 unwatch()
             if event is not None:
                 items = [Item(e.seq, e) for e in (event, *await feed.ready())]
-        body = answer(items, last_seq=feed.cursor, recovered=start.recovered)
+        body = answer(items, Backlog.of(rt.settings), cursor=feed.cursor, since=start.seq,
+                      recovered=start.recovered)
     if feed.seat_closed and member.is_player:
-        # The answer ends with `seat_closed`: no poll comes after it to renew the lease.
+        # The seat is gone (`seat_closed`): no poll comes after it to renew the lease.
         rt.presence.disconnect(ident.game_code, ident.player_id, lease_id)
     await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
 
 
-def answer(items: Sequence[Item], *, last_seq: int, recovered: bool) -> str:
-    events = ",".join(item.to_json() for item in items)
+def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, recovered: bool) -> str:
+    """The poll's answer: at most a backlog's worth of `items`, so a long catch-up comes in
+    pieces. `last_seq` is `cursor` when all fit, else the seq of the last logged item sent,
+    or `since` (where the items began) when none is: the next poll brings the rest."""
+    encoded = [item.to_json() for item in items]
+    last_seq, total = cursor, 0
+    for count, text in enumerate(encoded):
+        total += len(text)
+        if count and backlog.exceeded(events=count + 1, nbytes=total):
+            encoded = encoded[:count]
+            last_seq = next((i.seq for i in reversed(items[:count]) if i.seq is not None), since)
+            break
+    events = ",".join(encoded)
     return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{jsoncodec.dumps(recovered)}}}'
 
 

@@ -218,6 +218,10 @@ class GameService:
         name = clean_name(name, "name")
         async with self._store.transaction() as tx:
             await self._game(tx, code)
+            watching = sum(1 for m in await load_members(tx, code) if not m.is_player)
+            if watching >= self._settings.max_spectators:  # each one costs every view and event
+                raise ArcaneError(ErrorCode.GAME_FULL,
+                                  f"this game has as many spectators as it takes ({self._settings.max_spectators})")
             return await self._seat(tx, code, name, SPECTATOR)
 
     async def leave_game(self, ident: Identity) -> None:

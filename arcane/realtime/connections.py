@@ -11,8 +11,9 @@ from typing import Any
 
 from arcane.bus import Item
 from arcane.events import SEAT_CLOSED, Event
-from arcane.feed import CatchUp, Feed
+from arcane.feed import Backlog, CatchUp, Feed
 from arcane.game.records import Identity, Member
+from arcane.limits import Slot, session_key
 from arcane.realtime import direct
 from arcane.realtime.server import Reply
 
@@ -27,6 +28,7 @@ class Room:
     member: Member
     feed: Feed
     pump: asyncio.Task[None] | None = None
+    slot: Slot | None = None  # its place under the per-identity connection cap
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Connection:
     room: Room | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     reply: Reply | None = None  # the ack of a chat in flight, which may go out with the chat
+    address: str = "unknown"  # the client's, through trusted proxies only
+    slot: Slot | None = None  # its place under the per-address connection cap
 
     def identity_for(self, game_code: str) -> Identity | None:
         if self.token_identity is not None:
@@ -47,9 +51,15 @@ class Connection:
 
     @property
     def rate_key(self) -> str:
-        """Limits count per player, across tabs and processes; per socket until it has a seat."""
+        """Limits count per player, across tabs and processes. Before it joins a room a socket
+        shares its token's bucket, else its cookie session's: never a fresh bucket per socket."""
         ident = self.room.ident if self.room is not None else self.token_identity
-        return f"socket:{self.sid}" if ident is None else ident.rate_key
+        return session_key(self.identities) if ident is None else ident.rate_key
+
+    def release(self) -> None:
+        """The socket ended: its place under the per-address cap is free (its room's, on leaving)."""
+        if self.slot is not None:
+            self.slot.release()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +78,12 @@ class Delivery:
     reads the log; while it runs, newer items wait behind it, so order holds.
     """
 
-    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, limit: int,
+    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, backlog: Backlog,
                  seat_closed: Callable[[], None] = lambda: None) -> None:
         self._sio = sio
         self._conn = conn
         self._room = room
-        self._limit = limit
+        self._backlog = backlog
         self._seat_closed = seat_closed  # called once the seat's `seat_closed` is handed over
         self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
         self._socket = sio.eio.sockets.get(conn.eio_sid)
@@ -98,11 +108,11 @@ class Delivery:
         if self._waiting is None:
             self._waiting = deque()
         self._waiting.append(item)
-        if len(self._waiting) > self._limit:
+        if self._backlog.exceeded(events=len(self._waiting)):
             self._fall_behind()
 
     def _fall_behind(self) -> None:
-        """More than `limit` events wait for this client: cut it; it resumes from its cursor."""
+        """The client fell `Backlog` behind: cut it; it resumes from its cursor."""
         log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
                     self._conn.sid, self._room.ident.game_code)
         self._room.feed.close()
@@ -123,7 +133,8 @@ class Delivery:
         if not direct.socket_alive(self._sio.eio, socket):
             return False  # let Engine.IO's own send notice the dead client and close it
         queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
-        if queue.qsize() >= self._limit:  # a client that stopped reading
+        unread = queue.ws.buffered() if queue.ws is not None else 0
+        if self._backlog.exceeded(events=queue.qsize() + 1, nbytes=unread):  # a client that stopped reading
             self._fall_behind()
         elif not self._with_reply(queue, event):
             queue.put_message(event.socketio_packet(), direct.event_frame(event))

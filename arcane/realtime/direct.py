@@ -149,6 +149,10 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         connection.transport.write(frame)
         return True
 
+    def buffered(self) -> int:
+        """Bytes written to the connection that the client has not taken yet."""
+        return 0 if self._connection is None else self._connection.transport.get_write_buffer_size()
+
     def abort(self) -> None:
         """Drop the connection now, unsent frames and all (a client that stopped reading)."""
         if self._connection is not None:

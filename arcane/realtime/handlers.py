@@ -13,7 +13,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import Event
-from arcane.feed import CURSOR_MAX, Feed
+from arcane.feed import CURSOR_MAX, Backlog, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
@@ -97,8 +97,13 @@ class Realtime:
         if token_identity is None and not games:
             error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
             raise ConnectionRefusedError(error.message, error.to_dict())
+        address = self.rt.limits.address(environ.get("asgi.scope") or {})
+        try:
+            slot = self.rt.limits.connections.open(address=address)
+        except ArcaneError as error:
+            raise ConnectionRefusedError(error.message, error.to_dict()) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        self.connections[sid] = Connection(sid, eio_sid, games, token_identity)
+        self.connections[sid] = Connection(sid, eio_sid, games, token_identity, address=address, slot=slot)
         # python-socketio keeps the handshake's environ for the socket's whole life: its
         # headers and request-body reader (a class made per request) are 4 KB a connection.
         for key in [key for key in environ if key.startswith("HTTP_") or key == "wsgi.input"]:
@@ -109,6 +114,7 @@ class Realtime:
             self._release_long_poll(sid)
         conn = self.connections.pop(sid, None)
         if conn is not None:
+            conn.release()
             await self._leave(conn)
 
     def _release_long_poll(self, sid: str) -> None:
@@ -133,6 +139,8 @@ class Realtime:
         if room is None:
             return
         room.feed.close()
+        if room.slot is not None:
+            room.slot.release()
         if room.member.is_player:
             self.rt.presence.disconnect(room.ident.game_code, room.ident.player_id, conn.sid)
         if room.pump is not None and room.pump is not asyncio.current_task():
@@ -168,22 +176,24 @@ class Realtime:
                                      or not 0 <= last_seq <= CURSOR_MAX):
             raise validation("last_seq must be a whole number from 0 to 2^63-1")
         ident = conn.identity_for(code)
-        if ident is None:
-            await self.rt.service.require_game(code)  # INVALID_GAME before NOT_IN_GAME
-            raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
+        if ident is None:  # the same answer whether or not the game exists (docs/client.md)
+            raise await self.rt.limits.failed_lookup(
+                conn.address, ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game"))
         member = await self.rt.service.authenticate(ident)  # reads the games table only to refuse
         await self._leave(conn)
+        slot = self.rt.limits.connections.open(identity=ident.rate_key)
         feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
         try:
             first = await feed.start(self.rt.store, self.rt.service, last_seq)
         except BaseException:
             feed.close()
+            slot.release()
             raise
-        room = Room(ident, member, feed)
+        room = Room(ident, member, feed, slot=slot)
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        Delivery(self.sio, conn, room, first, limit=self.rt.settings.stream_buffer,
+        Delivery(self.sio, conn, room, first, backlog=Backlog.of(self.rt.settings),
                  seat_closed=lambda: self._seat_closed(conn, room))
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 

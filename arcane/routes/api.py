@@ -8,7 +8,7 @@ from quart import Blueprint, jsonify
 
 from arcane.game.records import Identity
 from arcane.game.service import Seat
-from arcane.routes.common import acting, caller, json_body, runtime, seat_token
+from arcane.routes.common import acting, json_body, new_seat, reading, runtime, seat_token
 
 blueprint = Blueprint("api", __name__)
 
@@ -29,19 +29,19 @@ async def healthz() -> Any:
 @blueprint.post("/api/games")
 async def create_game() -> Any:
     body = await json_body()
-    return seated(await runtime().service.create_game(body.get("player_name"), body.get("max_players")))
+    return seated(await new_seat(lambda: runtime().service.create_game(body.get("player_name"), body.get("max_players"))))
 
 
 @blueprint.post("/api/games/<code>/players")
 async def join_game(code: str) -> Any:
     body = await json_body()
-    return seated(await runtime().service.join_game(code, body.get("player_name")))
+    return seated(await new_seat(lambda: runtime().service.join_game(code, body.get("player_name"))))
 
 
 @blueprint.post("/api/games/<code>/spectators")
 async def watch_game(code: str) -> Any:
     body = await json_body()
-    return seated(await runtime().service.watch_game(code, body.get("name")))
+    return seated(await new_seat(lambda: runtime().service.watch_game(code, body.get("name"))))
 
 
 @blueprint.post("/api/games/<code>/leave")
@@ -53,7 +53,7 @@ async def leave_game(code: str) -> Any:
 
 @blueprint.get("/api/games/<code>")
 async def view(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await reading(code)
     return jsonify(await runtime().service.view(ident))
 
 
@@ -66,7 +66,7 @@ async def start_game(code: str) -> Any:
 
 @blueprint.get("/api/games/<code>/interrogation")
 async def current_question(code: str) -> Any:
-    ident, _ = await caller(code)
+    ident, _ = await reading(code)
     return jsonify({"question": await runtime().service.current_question(ident)})
 
 

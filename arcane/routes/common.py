@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from quart import current_app, request, session
@@ -11,8 +11,9 @@ from quart import current_app, request, session
 from arcane import jsoncodec
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity, Member
-from arcane.game.service import normalize_code
+from arcane.game.service import Seat, normalize_code
 from arcane.identity import remember
+from arcane.limits import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +67,46 @@ def bearer_token(*, allow_query: bool = False) -> str | None:
 
 async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identity, Member]:
     """The caller's seat in game `code`, by bearer token or session cookie."""
-    return await seat_of(runtime(), code, bearer_token(allow_query=allow_query_token), session)
+    rt = runtime()
+    return await seat_of(rt, code, bearer_token(allow_query=allow_query_token), session,
+                         address=rt.limits.address(request.scope))
 
 
-async def seat_of(rt: Any, code: str, token: str | None, session: Mapping[str, Any]) -> tuple[Identity, Member]:
-    """`caller` for any transport: the seat that the token (else the session) gives in `code`."""
+async def seat_of(rt: Any, code: str, token: str | None, session: Mapping[str, Any], *,
+                  address: str) -> tuple[Identity, Member]:
+    """`caller` for any transport: the seat that the token (else the session) gives in `code`.
+
+    A caller without a seat in `code` gets the same answer whether or not the game exists
+    (AUTH_REQUIRED, or NOT_IN_GAME with seats elsewhere), counted against the address's
+    budget of failed lookups: game codes cannot be enumerated (docs/client.md)."""
     from arcane.identity import identity_for
 
     code = normalize_code(code)
     try:
         ident = identity_for(code, token, session, rt.tokens)
-    except ArcaneError:
-        await rt.service.require_game(code)  # INVALID_GAME before any complaint about the caller
-        raise
+    except ArcaneError as refusal:
+        raise await rt.limits.failed_lookup(address, refusal) from None
     return ident, await rt.service.authenticate(ident)  # reads the games table only to refuse
+
+
+async def reading(code: str) -> tuple[Identity, Member]:
+    """`caller` for a view: it counts against the identity's read limit."""
+    ident, member = await caller(code)
+    await runtime().limits.read(ident)
+    return ident, member
+
+
+async def new_seat(make: Callable[[], Awaitable[Seat]]) -> Seat:
+    """Create, join or watch: limited per client address, and a wrong game code counts
+    against the address's budget of failed lookups."""
+    limits = runtime().limits
+    await limits.create(request.scope)
+    try:
+        return await make()
+    except ArcaneError as refusal:
+        if refusal.code is not ErrorCode.INVALID_GAME:
+            raise
+        raise await limits.failed_lookup(limits.address(request.scope), refusal) from None
 
 
 async def acting(code: str) -> tuple[Identity, Member]:
@@ -90,5 +117,6 @@ async def acting(code: str) -> tuple[Identity, Member]:
 
 
 async def limit(ident: Identity) -> None:
-    if not await runtime().limiter.allow(ident.rate_key):
-        raise ArcaneError(ErrorCode.RATE_LIMITED, "too many actions; slow down")
+    rt = runtime()
+    if not await rt.limiter.allow(ident.rate_key):
+        raise RateLimited("too many actions; slow down", retry_after=1 / rt.settings.rate_limit_per_second)

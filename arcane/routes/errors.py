@@ -8,6 +8,7 @@ from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from arcane.errors import ArcaneError, ErrorCode
+from arcane.limits import retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,10 @@ _HTTP_CODES = {
 
 
 def error_response(error: ArcaneError) -> tuple[Response, int]:
-    return jsonify({"error": error.to_dict()}), error.status
+    response = jsonify({"error": error.to_dict()})
+    for name, value in retry_after_header(error):  # RATE_LIMITED says when to come back
+        response.headers[name.decode()] = value.decode()
+    return response, error.status
 
 
 def register(app: Quart) -> None:

@@ -10,10 +10,17 @@ from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity
 from arcane.game.service import clean_name
 from arcane.identity import SESSION_CURRENT, session_games
-from arcane.routes.common import bearer_token, json_body, limit, runtime, seat_token
+from arcane.routes.common import bearer_token, json_body, limit, new_seat, runtime, seat_token
 
 blueprint = Blueprint("legacy", __name__)
 SESSION_USERNAME = "username"
+
+
+async def viewer() -> Identity:
+    """`current_identity` for a legacy view: it counts against the identity's read limit."""
+    ident = await current_identity()
+    await runtime().limits.read(ident)
+    return ident
 
 
 async def current_identity() -> Identity:
@@ -57,14 +64,16 @@ async def set_username() -> Any:
 @blueprint.post("/api/create_game")
 async def create_game() -> Any:
     body = await json_body()
-    seat = await runtime().service.create_game(await _name(body), body.get("max_players"))
+    name = await _name(body)
+    seat = await new_seat(lambda: runtime().service.create_game(name, body.get("max_players")))
     return _seated(seat.game_code, seat.player_id, seat.player_name)
 
 
 @blueprint.post("/api/join_game")
 async def join_game() -> Any:
     body = await json_body()
-    seat = await runtime().service.join_game(body.get("game_code"), await _name(body))
+    name = await _name(body)
+    seat = await new_seat(lambda: runtime().service.join_game(body.get("game_code"), name))
     return _seated(seat.game_code, seat.player_id, seat.player_name)
 
 
@@ -83,18 +92,18 @@ async def session_info() -> Any:
 
 @blueprint.get("/api/game_state")
 async def game_state() -> Any:
-    return jsonify(await runtime().service.view(await current_identity()))
+    return jsonify(await runtime().service.view(await viewer()))
 
 
 @blueprint.get("/api/current_scenario")
 async def current_scenario() -> Any:
-    view = await runtime().service.view(await current_identity())
+    view = await runtime().service.view(await viewer())
     return jsonify({"scenario": view["scenario"], "turn_number": view["turn_number"], "phase": view["phase"]})
 
 
 @blueprint.get("/api/my_whisper")
 async def my_whisper() -> Any:
-    view = await runtime().service.view(await current_identity())
+    view = await runtime().service.view(await viewer())
     return jsonify({"whisper": view["whisper"], "turn_number": view["turn_number"]})
 
 
@@ -117,7 +126,7 @@ async def make_choice() -> Any:
 
 @blueprint.get("/api/waiting_for")
 async def waiting_for() -> Any:
-    view = await runtime().service.view(await current_identity())
+    view = await runtime().service.view(await viewer())
     names = {p["player_id"]: p["player_name"] for p in view["players"]}
     return jsonify({
         "waiting_for": [{"player_id": pid, "player_name": names.get(pid)} for pid in view["waiting_for"]],
