@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.gameplay import error_of, last_seq
+from tests.sockets import socket_for
 from tests.support import LiveServer, Player, http_client, serving
 
 EVIL = "http://127.0.0.1:1"  # same site as the server (the same host), another origin
@@ -174,3 +175,16 @@ async def websocket_status(server: LiveServer, host: str) -> int:
         return int(status_line.split()[1])
     finally:
         writer.close()
+
+
+async def test_engine_io_polling_is_not_taken_for_a_cross_site_form(server: LiveServer) -> None:
+    """Engine.IO's polling POSTs are text/plain without a bearer header: the gate leaves them
+    to Engine.IO's own origin check."""
+    ann = await Player.create(server, "Ann")
+    polling = await socket_for(ann, transports=["polling"])
+    try:
+        ack = await polling.call("chat_message", {"text": "over polling"})
+        assert ack["ok"] is True
+    finally:
+        await polling.close()
+        await ann.close()
