@@ -179,30 +179,29 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("path", ["fast-path", "wsproto"])
-@pytest.mark.parametrize("variant", list(VARIANTS))
 async def test_two_thousand_malformed_packets_before_login_log_a_few_short_lines_and_close_the_socket(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, variant: str, path: str) -> None:
-    payload, opcode = VARIANTS[variant]
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str) -> None:
     caplog.set_level(logging.DEBUG)
     async with serving(tmp_path) as server:
-        reader, writer = await raw_websocket(server.port)
-        caplog.clear()
-        # A ping frame ahead of each message sends the read through wsproto (arcane/fastlane.py
-        # takes only reads that are whole data frames).
-        prefix = masked(b"", 0x9) if path == "wsproto" else b""
-        try:
-            for _ in range(2000):
-                writer.write(prefix + masked(payload, opcode))
-                await writer.drain()
-        except ConnectionError:
-            pass  # closed by the server before all were sent
-        assert await closed_by_server(reader)
-        writer.close()
-        await asyncio.sleep(0.2)
-    ours = [r for r in caplog.records if r.name.startswith(("arcane.realtime", "engineio", "socketio"))]
-    assert not any(r.exc_info for r in ours), [r.getMessage() for r in ours if r.exc_info]
-    assert len(ours) <= 10, [r.getMessage() for r in ours]
-    assert sum(len(r.getMessage()) for r in ours) < 1500
+        for variant, (payload, opcode) in VARIANTS.items():
+            reader, writer = await raw_websocket(server.port)
+            caplog.clear()
+            # A ping frame ahead of each message sends the read through wsproto (arcane/fastlane.py
+            # takes only reads that are whole data frames).
+            prefix = masked(b"", 0x9) if path == "wsproto" else b""
+            try:
+                for _ in range(2000):
+                    writer.write(prefix + masked(payload, opcode))
+                    await writer.drain()
+            except ConnectionError:
+                pass  # closed by the server before all were sent
+            assert await closed_by_server(reader), variant
+            writer.close()
+            await asyncio.sleep(0.2)
+            ours = [r for r in caplog.records if r.name.startswith(("arcane.realtime", "engineio", "socketio"))]
+            assert not any(r.exc_info for r in ours), (variant, [r.getMessage() for r in ours if r.exc_info])
+            assert len(ours) <= 10, (variant, [r.getMessage() for r in ours])
+            assert sum(len(r.getMessage()) for r in ours) < 1500, variant
 
 
 async def test_malformed_polling_posts_log_no_traceback_and_end_the_session(
@@ -214,10 +213,14 @@ async def test_malformed_polling_posts_log_no_traceback_and_end_the_session(
         statuses = []
         for _ in range(50):
             body = b"42["
-            writer.write((f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
-            await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            try:
+                writer.write((f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+                              f"Host: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                statuses.append(b"closed")
+                break
             statuses.append(head.split(b" ")[1])
             if b"chunked" in head.lower():
                 await asyncio.wait_for(reader.readuntil(b"\r\n0\r\n\r\n"), 10)
@@ -225,8 +228,11 @@ async def test_malformed_polling_posts_log_no_traceback_and_end_the_session(
                 length = [line.split(b":")[1] for line in head.split(b"\r\n")
                           if line.lower().startswith(b"content-length")]
                 await reader.readexactly(int(length[0]) if length else 0)
+            if statuses[-1] == b"400":
+                break
         writer.close()
-    assert b"400" in statuses  # the session was ended: later posts are refused
+    assert statuses[-1] in (b"400", b"closed"), statuses  # the session was ended: later posts are refused
+    assert len(statuses) < 50
     ours = [r for r in caplog.records if r.name.startswith(("arcane.realtime", "engineio", "socketio"))]
     assert not any(r.exc_info for r in ours)
     assert len(ours) <= 10, [r.getMessage() for r in ours]

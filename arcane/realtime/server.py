@@ -91,6 +91,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is None or not self.manager.is_connected(sid, namespace):
+            if not isinstance(name, str):
+                await self._malformed_packet(eio_sid, ValueError("not an event"))
             return  # as python-socketio does with any event before the connect
         if isinstance(name, str):
             error = ArcaneError(ErrorCode.UNKNOWN_EVENT, f"{name!r} is reserved by Socket.IO, not an event")
