@@ -238,6 +238,23 @@ async def test_malformed_polling_posts_log_no_traceback_and_end_the_session(
     assert len(ours) <= 10, [r.getMessage() for r in ours]
 
 
+@pytest.mark.parametrize("body", [b"6", b"0", b"9", b"4x\x1e9"], ids=["noop", "open", "type-9", "second-packet-type-9"])
+async def test_a_polling_post_of_packets_engineio_cannot_take_is_answered_without_a_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, body: bytes) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with serving(tmp_path) as server:
+        reader, writer, sid = await polling_handshake(server.port)
+        caplog.clear()
+        writer.write((f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.split(b" ")[1] == b"400", head
+        writer.close()
+    ours = [r for r in caplog.records if r.name.startswith(("arcane.realtime", "engineio", "socketio"))]
+    assert not any(r.exc_info for r in ours), [r.getMessage() for r in ours]
+
+
 # -- reserved, malformed and unknown events ---------------------------------------------------------
 
 async def seated(server: LiveServer, name: str = "Ann") -> tuple[Player, RawSocketIO]:

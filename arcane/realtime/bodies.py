@@ -45,6 +45,9 @@ class BoundedPollingBodies:
         except _Refused as refusal:
             await _refuse(send, refusal.status, refusal.message)
             return
+        if not _engineio_payload(body):
+            await _refuse(send, 400, "not an Engine.IO payload")
+            return
         replayed = False
 
         async def replay() -> MutableMapping[str, Any]:
@@ -89,6 +92,16 @@ class BoundedPollingBodies:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+# The first byte of each Engine.IO packet in a polling payload: a packet type (0-6), or a
+# base64 binary message. Engine.IO's `receive` raises IndexError, logged with a traceback,
+# on a type above 6.
+_PACKET_STARTS = frozenset(b"0123456b")
+
+
+def _engineio_payload(body: bytes) -> bool:
+    return not body or all(packet[:1] and packet[0] in _PACKET_STARTS for packet in body.split(b"\x1e"))
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

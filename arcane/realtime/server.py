@@ -6,6 +6,7 @@ import contextvars
 import logging
 from typing import Any
 
+import engineio
 import socketio
 from hypercorn.protocol import ws_stream
 from wsproto.extensions import PerMessageDeflate
@@ -50,12 +51,33 @@ class Reply:
 REPLY: contextvars.ContextVar[Reply | None] = contextvars.ContextVar("reply", default=None)
 
 
+class EngineIOServer(engineio.AsyncServer):  # type: ignore[misc]
+    """Engine.IO, whose `disconnect(sid)` does not wait for the socket's queue to drain.
+
+    Engine.IO calls it when a polling request fails (a body too large, an unknown packet),
+    from inside that request: on a polling socket only the client's next GET drains the
+    queue, so the request waited for ever (docs/upstream/engineio-oversized-post.md).
+    """
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        if sid is None:
+            await super().disconnect()
+            return
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+            self.sockets.pop(sid, None)
+
+
 class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """An AsyncServer whose handlers know the ack the client awaits, if any (`REPLY`).
 
     Errors go back through the ack when there is one, else as an `error` event;
     python-socketio does not expose the ack id to handlers, so it is noted here.
     """
+
+    def _engineio_server_class(self) -> type[EngineIOServer]:
+        return EngineIOServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
