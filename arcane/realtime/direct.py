@@ -212,13 +212,14 @@ async def websocket_session(socket: Any, ws: DirectWebSocket) -> None:
             except eio_exceptions.SocketIsClosedError:
                 server.logger.info("Receive error -- socket is closed")
                 break
-            except Exception as error:  # Engine.IO ignores these for ever, logging a traceback for some
+            except eio_exceptions.UnknownPacketError:  # Engine.IO ignores these for ever
                 unknown += 1
-                log.info("socket %s sent a packet the server could not take (%s)", socket.sid, type(error).__name__)
+                log.info("socket %s sent a packet of no known Engine.IO type", socket.sid)
                 if unknown >= MALFORMED_LIMIT:
-                    log.warning("socket %s sent %d packets the server could not take; closing it",
-                                socket.sid, unknown)
+                    log.warning("socket %s sent %d packets of no known type; closing it", socket.sid, unknown)
                     break
+            except Exception:
+                server.logger.exception("Unknown receive error")
     await socket.queue.put(None)  # the writer ends
     await writer_task
     await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)

@@ -86,7 +86,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
             await super()._handle_eio_message(eio_sid, data)
-        except Exception as error:  # the packet could not be decoded: handlers never raise (_guarded)
+        except (ValueError, IndexError, KeyError, TypeError) as error:  # the packet could not be decoded
             await self._malformed_packet(eio_sid, error)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
