@@ -29,6 +29,7 @@ from arcane.game.service import GameService
 from arcane.identity import SESSION_COOKIE, Tokens
 from arcane.limits import Limiter, Limits, LocalLimiter
 from arcane.presence import Presence
+from arcane.realtime.bodies import BoundedPollingBodies
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import create_server
@@ -185,6 +186,10 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
     streams = fallback.FallbackRoutes(quart_app, lambda: runtime, _session_loader(quart_app))
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
+    # Engine.IO's polling POSTs, bounded before Engine.IO reads them (arcane/realtime/bodies.py).
+    asgi.engineio_server = BoundedPollingBodies(  # type: ignore[assignment]
+        sio, path="/socket.io/", limit=settings.max_payload,
+        timeout=settings.ping_interval + settings.ping_timeout, closing=lambda: runtime.closing)
     asgi.quart = quart_app  # type: ignore[attr-defined]
     asgi.runtime = runtime  # type: ignore[attr-defined]
     return Gate(asgi, settings)

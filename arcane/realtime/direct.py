@@ -21,6 +21,7 @@ server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own dri
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from typing import Any
@@ -33,6 +34,11 @@ from wsproto.connection import ConnectionState
 from arcane.events import Event
 from arcane.slim import SlimQueue
 from arcane.wire import ASGIWebsocketState, Connection, WSStream, connection_of
+
+log = logging.getLogger(__name__)
+# Packets the server cannot read that a connection may send before it is closed; each
+# one is a single short log line, never a traceback.
+MALFORMED_LIMIT = 5
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -187,6 +193,7 @@ async def websocket_session(socket: Any, ws: DirectWebSocket) -> None:
     server.logger.info("%s: Upgrade to websocket successful", socket.sid)
     silence = server.ping_interval + server.ping_timeout
     loop = asyncio.get_running_loop()
+    unknown = 0
     async with asyncio.timeout(None) as deadline:
         while True:
             deadline.reschedule(loop.time() + silence)
@@ -200,15 +207,21 @@ async def websocket_session(socket: Any, ws: DirectWebSocket) -> None:
             try:
                 pkt = eio_packet.Packet(encoded_packet=data)
             except Exception:  # not Engine.IO: Engine.IO's loop ends on it too, here without a traceback
-                server.logger.info("%s: malformed packet, closing", socket.sid)
+                log.info("socket %s sent a packet that is not Engine.IO; closing it", socket.sid)
                 break
             try:
+                if not 0 <= pkt.packet_type < len(eio_packet.packet_names):
+                    raise eio_exceptions.UnknownPacketError()  # Engine.IO's receive would raise IndexError
                 await socket.receive(pkt)
-            except eio_exceptions.UnknownPacketError:
-                pass
             except eio_exceptions.SocketIsClosedError:
                 server.logger.info("Receive error -- socket is closed")
                 break
+            except eio_exceptions.UnknownPacketError:  # Engine.IO ignores these for ever
+                unknown += 1
+                log.info("socket %s sent a packet of no known Engine.IO type", socket.sid)
+                if unknown >= MALFORMED_LIMIT:
+                    log.warning("socket %s sent %d packets of no known type; closing it", socket.sid, unknown)
+                    break
             except Exception:
                 server.logger.exception("Unknown receive error")
     await socket.queue.put(None)  # the writer ends

@@ -49,8 +49,16 @@ class Realtime:
             "typing": self.typing,
             "request_presence": self.request_presence,
             "ping": self.ping,
+            "choice_submitted": self.choice_submitted,
         }.items():
             self.sio.on(name, self._guarded(name, handler))
+        self.sio.on("*", self._unknown)  # python-socketio never routes reserved names here
+
+    async def _unknown(self, name: str, sid: str, data: Any = None, *extra: Any) -> Any:
+        return await self._guarded(name, self._unknown_event)(sid, data)
+
+    async def _unknown_event(self, conn: Connection, data: Any) -> dict[str, Any]:
+        raise ArcaneError(ErrorCode.UNKNOWN_EVENT, "the server handles no event of that name")
 
     def _guarded(self, name: str, handler: Handler) -> Handler:
         """Errors never kill the connection: they answer through the ack or an `error` event."""
@@ -254,6 +262,11 @@ class Realtime:
         payload = await self.rt.presence.update_payload(room.ident.game_code)
         await emit(self.sio, conn, Event(room.ident.game_code, "presence_update", payload))
         return {"ok": True} | payload
+
+    async def choice_submitted(self, conn: Connection, data: Any) -> dict[str, Any]:
+        """The original game's client announces the choice it has just made over HTTP;
+        the HTTP choice did it all (docs/realtime.md, deprecated events)."""
+        return {"ok": True}
 
     async def ping(self, conn: Connection, data: Any) -> dict[str, Any]:
         payload = {"timestamp": time.time()}
