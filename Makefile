@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench clean
+.PHONY: run test bench fuzz soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed-bench
 	bash bench/peers/setup.sh
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The property-based fuzzer with many more examples and a fresh seed (CI runs a fixed seed and few):
+# FUZZ_EXAMPLES=N to change the count.
+fuzz: $(VENV)/.installed-test
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py $(PYTEST_ARGS)
+
+# Ten minutes of game night with churn and restarts (SOAK_SECONDS, SOAK_GAMES, SOAK_RESTARTS);
+# not in CI. Exits non-zero on a lost event, a gap, a duplicate or unbounded RSS or descriptors.
+soak: $(VENV)/.installed-test
+	$(BIN)/python bench/soak.py --json soak.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-output

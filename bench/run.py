@@ -486,6 +486,9 @@ def versions() -> str:
 def write_report(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
     png = out.with_suffix(".png")
     chart(results, png)
+    # The "Soak" section is written by hand from `make soak` (bench/soak.py): keep it.
+    previous = out.read_text() if out.exists() else ""
+    soak = previous[previous.index("\n## Soak"):] if "\n## Soak" in previous else ""
     out.write_text(f"""# Benchmarks
 
 Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every figure below
@@ -529,7 +532,7 @@ comes from one machine: compare the rows with each other, not with other machine
 - **Reconnect storm:** {load.storm_players:,} websocket players drop at once, each game logs a chat line
   meanwhile, all reconnect at once with their `last_seq`; time until every one has rejoined and
   received what it missed.
-""")
+""" + soak)
 
 
 def main() -> None:
