@@ -5,16 +5,15 @@ long-poll) and every Socket.IO event, each field given a value of the right type
 a huge or unicode one, a nested one, or left out; game codes of our game, of another game, wrong
 ones; tokens of the caller, of another game, forged. Raw Engine.IO/Socket.IO packets too.
 
-KNOWN_FAILING lists the shapes that break an invariant on today's tree because of a bug another
-helper of issue 19 is fixing. They are still generated and sent (the server must survive them);
-only the broken invariant is not asserted for them. Set FUZZ_STRICT=1 to assert it anyway.
+Every invariant holds for every shape: the shapes that broke them when the fuzzer was written
+(cursors past 2^63, a legacy choice that is not a string, non-JSON, unknown and reserved events)
+were fixed in issue 19, and are generated like any other.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +22,6 @@ from hypothesis import strategies as st
 from arcane.errors import ErrorCode
 
 CODES = {code.value for code in ErrorCode}
-STRICT = os.environ.get("FUZZ_STRICT", "") == "1"
 MAX_CURSOR = 2**63 - 1
 
 # -- values ---------------------------------------------------------------------------------------
@@ -134,44 +132,6 @@ def http_cases() -> st.SearchStrategy[HttpCase]:
     ))
 
 
-def cursor_out_of_range(raw: Any) -> bool:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        return False
-    return not 0 <= value <= MAX_CURSOR
-
-
-@dataclass(frozen=True)
-class Known:
-    """A shape that breaks an invariant because of a bug being fixed elsewhere in issue 19."""
-
-    point: str
-    what: str
-    matches: Callable[[Any], bool]
-
-
-def _http_cursor(case: HttpCase) -> bool:
-    values = [case.query.get("after"), case.query.get("last_event_id"), case.last_event_id]
-    return case.route.path.endswith(("/poll", "/events")) and any(v is not None and cursor_out_of_range(v) for v in values)
-
-
-def _legacy_choice(case: HttpCase) -> bool:
-    body = case.body
-    return (case.route.path == "/api/make_choice" and isinstance(body, dict) and "choice" in body
-            and not isinstance(body["choice"], str))
-
-
-KNOWN_HTTP = [
-    Known("19.5", "poll or SSE with a cursor outside 0..2^63-1: 500, or an SSE stream that drops", _http_cursor),
-    Known("19.6", "legacy /api/make_choice with a non-string `choice`: 500", _legacy_choice),
-]
-
-
-def known_http(case: HttpCase) -> Known | None:
-    return None if STRICT else next((k for k in KNOWN_HTTP if k.matches(case)), None)
-
-
 def check_refusal(status: int, body: bytes) -> str:
     """A refusal's body is `{"error": {"code", "message"}}` with a contract code of that status."""
     payload = json.loads(body)
@@ -216,37 +176,6 @@ def socket_cases() -> st.SearchStrategy[SocketCase]:
         game=st.sampled_from(["ours", "other", "as generated"]),
         extra_args=st.lists(json_values, max_size=2),
     ))
-
-
-def _socket_cursor(case: SocketCase) -> bool:
-    data = case.data
-    return (case.event == "join_game_room" and isinstance(data, dict)
-            and isinstance(data.get("last_seq"), int) and not isinstance(data.get("last_seq"), bool)
-            and not 0 <= data["last_seq"] <= MAX_CURSOR)
-
-
-def _unknown_event(case: SocketCase) -> bool:
-    return case.event not in EVENTS
-
-
-def _not_json(case: SocketCase) -> bool:
-    try:
-        json.dumps(case.data if case.data is not MISSING else None, allow_nan=False)
-        json.dumps(case.extra_args, allow_nan=False)
-    except ValueError:
-        return True  # Infinity: the packet is not JSON, a malformed event
-    return False
-
-
-KNOWN_SOCKET = [
-    Known("19.14", "a malformed event (a payload that is not JSON: Infinity) with an ack id: no answer", _not_json),
-    Known("19.5", "join_game_room with last_seq outside 0..2^63-1: an INTERNAL_ERROR ack", _socket_cursor),
-    Known("19.13/19.14", "an unknown or reserved event name with an ack id: no answer", _unknown_event),
-]
-
-
-def known_socket(case: SocketCase) -> Known | None:
-    return None if STRICT else next((k for k in KNOWN_SOCKET if k.matches(case)), None)
 
 
 def check_ack(answer: Any) -> None:
