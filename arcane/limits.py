@@ -1,5 +1,5 @@
 """Limits: token buckets per player, per client address and per identity, and caps on live
-connections (docs/security/h3.md).
+connections (docs/security.md).
 
 Every bucket goes through one `Limiter` interface, so with Redis (`ARCANE_REDIS_URL`) the
 address and read limits are shared across processes exactly as the action limit is
