@@ -304,6 +304,12 @@ async def test_malformed_and_unknown_events_are_answered_through_their_ack(tmp_p
         await client.send("4292[5,{}]")
         answer, _ = await client.ack(92)
         assert answer["error"]["code"] == "VALIDATION_ERROR", answer
+        # Events that are not JSON at all, with an ack id that can still be read.
+        for ack_id, packet in ((93, '4293["chat_message",{"message":"hi"},Infinity]'), (94, "4294["),
+                               (95, '42/,95["ping",NaN]')):
+            await client.send(packet)
+            answer, _ = await client.ack(ack_id, 5)
+            assert answer["error"]["code"] == "VALIDATION_ERROR", (packet, answer)
         answer, _ = await client.ack(await client.call("no_such_event", {}))
         assert answer["error"]["code"] == "UNKNOWN_EVENT" and answer["error"]["message"], answer
         # The original game's client announces its HTTP choice: a harmless ok.
@@ -311,5 +317,17 @@ async def test_malformed_and_unknown_events_are_answered_through_their_ack(tmp_p
         assert answer == {"ok": True}, answer
         answer, _ = await client.ack(await client.call("ping", None))
         assert answer["ok"] is True
+        await client.close()
+        await ann.close()
+
+
+async def test_a_client_that_sends_engineio_close_has_its_websocket_closed_at_once(tmp_path: Path) -> None:
+    """Engine.IO marked the session closed but kept the websocket open until the ping
+    timeout (45 s), answering nothing."""
+    async with serving(tmp_path) as server:
+        ann, client = await seated(server)
+        await client.send("1")
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            await client.ack(await client.call("ping", None), 5)
         await client.close()
         await ann.close()

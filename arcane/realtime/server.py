@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import re
 import logging
 from typing import Any
 
@@ -48,6 +49,9 @@ class Reply:
 
 
 # The ack the client awaits for the event being handled, if it asked for one.
+# A Socket.IO EVENT packet's head: `2`, an optional namespace, its ack id.
+UNREADABLE_EVENT = re.compile(r"2(?:(?P<namespace>/[^,]{0,100}),)?(?P<id>[0-9]{1,15})")
+
 REPLY: contextvars.ContextVar[Reply | None] = contextvars.ContextVar("reply", default=None)
 
 
@@ -88,9 +92,33 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await super()._handle_eio_message(eio_sid, data)
         except (ValueError, IndexError, KeyError, TypeError) as error:  # the packet could not be decoded
             await self._malformed_packet(eio_sid, error)
+            await self._refuse_through_ack(eio_sid, data)
+
+    async def _refuse_through_ack(self, eio_sid: str, data: Any) -> None:
+        """An event that could not be decoded but whose ack id could (`421[` or
+        `421["x",Infinity]`) is answered VALIDATION_ERROR, so its client does not wait
+        out its timeout."""
+        head = UNREADABLE_EVENT.match(data) if isinstance(data, str) else None
+        if head is None:
+            return
+        namespace = head["namespace"] or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        socket = self.eio.sockets.get(eio_sid)
+        if sid is None or not self.manager.is_connected(sid, namespace) or socket is None or socket.closed:
+            return
+        error = validation("the event could not be read: it must be a JSON list (no NaN or Infinity) whose first item is its name")
+        await self._send_packet(eio_sid, self.packet_class(
+            socketio.packet.ACK, namespace=namespace, id=int(head["id"]), data=[{"error": error.to_dict()}]))
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
         self._malformed.pop(eio_sid, None)
+        if reason == self.eio.reason.CLIENT_DISCONNECT:
+            # The client sent Engine.IO's CLOSE: Engine.IO marks the session closed but
+            # leaves its websocket open until the next message or the ping timeout (45 s).
+            # Ending the writer closes the websocket now, as the client asked.
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None and socket.upgraded:
+                socket.queue.put_nowait(None)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
     async def _malformed_packet(self, eio_sid: str, error: Exception) -> None:
