@@ -64,6 +64,8 @@ class Gate:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        if headers.has_body and not scope["path"].startswith(SOCKET_IO):  # (Engine.IO's are read whole: bodies.py)
+            receive, send = _closing_unless_read(receive, send)
         origin = headers.origin
         listed = origin is not None and origin in self._cors
         if scope["method"] == "OPTIONS" and headers.preflight and not scope["path"].startswith(SOCKET_IO):
@@ -175,6 +177,32 @@ def _adding(send: Send, extra: list[tuple[bytes, bytes]], *, secure_cookies: boo
         await send(message)
 
     return adding
+
+
+def _closing_unless_read(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """An answer that starts before the app has read the request's whole body says
+    `connection: close`.
+
+    hypercorn keeps a connection alive only if the whole request had arrived by the time
+    the answer ended; if not (the body came in a later read than the head, and the answer
+    was a refusal that never read it), it closes the connection without having said so,
+    and a client that sends its next request on it finds it dropped (docs/upstream/
+    hypercorn-unannounced-close.md). Said up front, the client opens a new one instead."""
+    read = False
+
+    async def receiving() -> Message:
+        nonlocal read
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            read = True
+        return message
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and not read:
+            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+        await send(message)
+
+    return receiving, sending
 
 
 async def _refuse(scope: Scope, send: Send, error: ArcaneError) -> None:
