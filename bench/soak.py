@@ -132,6 +132,7 @@ class Follower:
         self.seqs: list[int] = []
         self.start_after = 0
         self.task: asyncio.Task[None] | None = None
+        self.stopped = False
 
     @property
     def cursor(self) -> int:
@@ -156,6 +157,8 @@ class Follower:
     async def _run(self) -> None:
         run = {"socketio": self._socketio, "sse": self._sse, "poll": self._poll}[self.transport]
         for attempt in itertools.count():
+            if self.stopped:
+                return
             if attempt:
                 self.figures.reconnects += 1
                 await asyncio.sleep(0.2)
@@ -222,9 +225,15 @@ class Follower:
                     self.received(event["seq"], event["event"])
 
     async def stop(self) -> None:
-        if self.task is not None:
+        self.stopped = True
+        if self.task is None:
+            return
+        # A library may swallow one cancellation (a wait_for racing its own timeout, a client's
+        # disconnect): cancel again until the task has ended.
+        while not self.task.done():
             self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await asyncio.wait({self.task}, timeout=1)
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 class Night:
