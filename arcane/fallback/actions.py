@@ -137,6 +137,7 @@ class Actions:
         self._max_body = max_body
         self._body_timeout = body_timeout
         self._run = {"chat": self._chat, "typing": self._typing, "choices": self._choose}
+        self.served = 0  # requests taken here, not by Quart
 
     @classmethod
     def of(cls, app: Quart, runtime: Callable[[], Runtime]) -> Actions:
@@ -145,6 +146,7 @@ class Actions:
                    body_timeout=app.config["BODY_TIMEOUT"])
 
     async def serve(self, code: str, action: str, scope: Scope, receive: Receive, send: Send) -> None:
+        self.served += 1
         rt = self._runtime()
         request = self._request(rt, code, action, scope)
         cookie = self._cookie.headers(request.session)
