@@ -149,7 +149,7 @@ class Actions:
         self.served += 1
         rt = self._runtime()
         request = self._request(rt, code, action, scope)
-        cookie = self._cookie.headers(request.session)
+        head: Headers | None = None  # the error page's own, when it is werkzeug's
         extra: Headers = []
         try:
             status, body = await self._run[action](rt, request, receive)
@@ -159,17 +159,17 @@ class Actions:
             page = _http_error(error)
             if isinstance(page, ArcaneError):
                 status, body = page.status, _error_body(page)
-            else:  # werkzeug's own page, headers and all
+            else:
                 status, body, head = page
-                await respond(send, status, [*head, *cookie], body)
-                return
         except _Gone:
             return
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             error = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
             status, body = error.status, _error_body(error)
-        await respond(send, status, [JSON, (b"content-length", b"%d" % len(body)), *extra, *cookie], body)
+        if head is None:
+            head = [JSON, (b"content-length", b"%d" % len(body)), *extra]
+        await respond(send, status, [*head, *self._cookie.headers(request.session)], body)
 
     # -- the routes of arcane/routes/api.py -----------------------------------------------------
 
@@ -204,7 +204,8 @@ class Actions:
         if request.content_length is not None and request.content_length > self._max_body:
             raise RequestEntityTooLarge()
         try:
-            raw = await asyncio.wait_for(self._body(receive), timeout=self._body_timeout)
+            async with asyncio.timeout(self._body_timeout):  # no task of its own, unlike wait_for
+                raw = await self._body(receive)
         except TimeoutError:
             raise RequestTimeout() from None
         return json_object(raw)
