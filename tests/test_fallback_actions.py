@@ -207,6 +207,18 @@ async def test_every_answer_is_the_quart_routes_answer(server: LiveServer, front
                                   headers={"Authorization": f"Bearer {elsewhere.token}"}), 403, "NOT_IN_GAME")
             await front.same(post(foreign_cookie, path, bodies[action]), 403, "NOT_IN_GAME")
             await front.same(post(spectator.client, path, bodies[action]), 403, "NOT_IN_GAME")
+            tampered = host.client.cookies["arcane_session"][:-3] + "xyz"
+            await front.same(post(stranger, path, bodies[action], headers={"Cookie": f"arcane_session={tampered}"}),
+                             401, "AUTH_REQUIRED")
+            # The session among other cookies, one of them malformed: read as Quart reads it.
+            among = {"Cookie": f'theme=dark; x="y; arcane_session={host.client.cookies["arcane_session"]}'}
+            if action == "chat":
+                bare, quart = await front.both(post(stranger, path, bodies[action], headers=among))
+                assert bare.status_code == 201, bare.text
+                assert_same_answer(bare, quart, body=False)
+            else:
+                await front.same(post(stranger, path, bodies[action], headers=among), 200 if action == "typing" else 409)
+            stranger.cookies.clear()  # the answers' Set-Cookie: the stranger stays one
             # Bodies that are not JSON objects, however they are labelled (a bearer request may
             # say text/plain: the gate lets it through, and the body is read as JSON all the same).
             for content in ("{not json", "[1, 2]", '"Aria"', "5", "null", b"\xff\xfe", "[" * 50_000):
@@ -240,7 +252,7 @@ async def test_every_answer_is_the_quart_routes_answer(server: LiveServer, front
         await front.same(post(host.client, paths["choices"], {"option_id": "a", "text": "both"}),
                          400, "VALIDATION_ERROR")
         await front.same(post(host.client, paths["chat"], {"text": "\u00e9" * 501}), 400, "VALIDATION_ERROR")
-        assert await last_seq(server, code) == before  # no refusal wrote anything
+        assert await last_seq(server, code) == before + 2  # the two chats among other cookies; no refusal wrote
 
         await play_to_first_turn(party)
         option = (await host.view())["scenario"]["options"][0]["id"]
