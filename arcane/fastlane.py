@@ -18,7 +18,10 @@ stops while a poll is answered and starts again after, the count of requests per
 connection and per worker (`keep_alive_max_requests`, `max_requests`), `connection:
 close` and its closing, shutdown (`context.terminated`), the access log.
 
-The same holds for websocket messages from clients (below `messages_of`).
+The same holds for the hot actions' POSTs (`parse_action`: chat, typing, choices; the SSE and
+long-poll players' way to act, arcane/fallback/actions.py) when the whole request, its body of
+exactly Content-Length bytes included, is the read; and for websocket messages from clients
+(below `messages_of`).
 
 This reaches into hypercorn 0.18 and wsproto 1.x (pinned in pyproject.toml), like arcane/wire.py.
 """
@@ -81,19 +84,65 @@ def parse(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool] | None:
     return line[1], headers, keep_alive
 
 
+# A hot action's POST: only the routes, no query. Its body is whole in the same read, of
+# exactly its Content-Length (no chunks, no Expect), and small.
+ACTION = re.compile(rb"POST (/api/games/[A-Za-z0-9_-]{1,64}/(?:chat|typing|choices)) HTTP/1\.1")
+ACTION_BODY_MAX = 64 * 1024
+NOT_AN_ACTIONS = NOT_OURS - {b"content-length"}
+
+
+def parse_action(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool, str, bytes] | None:
+    """(target, headers, keep-alive, "POST", body) of a read that is one whole action POST,
+    body included, and nothing more; None for anything else (h11 reads it then)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0 or end + 4 > MAX_HEAD:
+        return None
+    lines = data[:end].split(b"\r\n")
+    line = ACTION.fullmatch(lines[0])
+    if line is None:
+        return None
+    headers = []
+    hosts = 0
+    length = None
+    keep_alive = True
+    for raw in lines[1:]:
+        header = HEADER.fullmatch(raw)
+        if header is None:
+            return None
+        name, value = header[1].lower(), header[2]
+        if name in NOT_AN_ACTIONS:
+            return None
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 6:
+                return None  # one plain length only: h11 reads any other
+            length = int(value)
+        elif name == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
+            keep_alive = False
+        headers.append((name, value))
+    body = data[end + 4:]
+    if hosts != 1 or length is None or length > ACTION_BODY_MAX or len(body) != length:
+        return None
+    return line[1], headers, keep_alive, "POST", body
+
+
 class Poll:
-    """One poll taken from h11: its ASGI `receive` and `send`, and its answer."""
+    """One request taken from h11 (a poll, or an action's POST): its ASGI `receive` and `send`,
+    and its answer."""
 
-    __slots__ = ("protocol", "target", "headers", "keep_alive", "inbox", "start", "head", "body", "answered",
-                 "disconnected", "done")
+    __slots__ = ("protocol", "target", "headers", "keep_alive", "method", "inbox", "start", "head", "body",
+                 "answered", "disconnected", "done")
 
-    def __init__(self, protocol: Any, target: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+    def __init__(self, protocol: Any, target: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool,
+                 method: str = "GET", body: bytes = b"") -> None:
         self.protocol = protocol
         self.target = target
         self.headers = headers
         self.keep_alive = keep_alive
+        self.method = method
         self.inbox = SlimQueue()
-        self.inbox.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self.inbox.put_nowait({"type": "http.request", "body": body, "more_body": False})
         self.start = time.time()
         self.head: MutableMapping[str, Any] | None = None
         self.body: list[bytes] = []
@@ -115,7 +164,7 @@ class Poll:
             path, _, query = self.target.partition(b"?")
             scope = {
                 "type": "http", "http_version": "1.1", "asgi": {"spec_version": "2.1", "version": "3.0"},
-                "method": "GET", "scheme": "http", "path": unquote(path.decode("ascii")), "raw_path": path,
+                "method": self.method, "scheme": "http", "path": unquote(path.decode("ascii")), "raw_path": path,
                 "query_string": query, "root_path": config.root_path, "headers": self.headers,
                 "client": protocol.client, "server": protocol.server,
                 "state": protocol.connection_state.copy(), "extensions": {},
@@ -235,7 +284,7 @@ def install() -> None:
             if await _take_messages(self, event.data):
                 return
         elif type(event) is RawData and _between_requests(self):
-            request = parse(event.data)
+            request = parse(event.data) or parse_action(event.data)
             if request is not None:
                 self.poll = poll = Poll(self, *request)
                 # What hypercorn does as a request arrives: no keep-alive timeout while it is

@@ -184,7 +184,9 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
         await runtime.stop()
 
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
-    streams = fallback.FallbackRoutes(quart_app, lambda: runtime, _session_loader(quart_app))
+    # SSE, long-poll and the hot HTTP actions (chat, typing, choices) are served outside Quart.
+    streams = fallback.FallbackRoutes(quart_app, lambda: runtime, _session_loader(quart_app),
+                                      actions=fallback.Actions.of(quart_app, lambda: runtime))
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     # Engine.IO's polling POSTs, bounded before Engine.IO reads them (arcane/realtime/bodies.py).
     asgi.engineio_server = BoundedPollingBodies(  # type: ignore[assignment]

@@ -26,14 +26,18 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     assert run.returncode == 0, run.stderr[-3000:]
 
     results = json.loads(out.with_suffix(".json").read_text())
-    for key in ("arcane:typing", "arcane:chat_message", "bare:msg"):
+    for key in ("arcane:typing", "arcane:chat_message", "arcane:http_chat", "bare:msg"):
         fan = results["fanout"][key]
         assert fan["deliveries_per_s"] > 0 and fan["p50_ms"] is not None and fan["stalls"] == 0, key
         assert len(fan["runs"]) == 3 and fan["deliveries_per_s"] == sorted(fan["runs"])[1], fan  # the median run
     assert results["memory"]["arcane"]["ws"] == 8 and results["memory"]["arcane"]["sse"] == 8
     assert results["memory"]["bare"]["ws"] == 8
+    assert results["fanout"]["arcane:http_chat"]["posts_per_s"] > 0
     night = results["gamenight"]
     assert all(night["chat_deliveries"][t] > 0 for t in ("websocket", "sse", "longpoll")), night
+    over_http = results["gamenight_http"]
+    assert all(over_http["chat_deliveries"][t] > 0 for t in ("websocket", "sse", "longpoll")), over_http
+    assert over_http["http_actions"]["posts"] > 0 and over_http["http_actions"]["errors"] == 0, over_http
     smaller = results["gamenight_smaller"]["4"]
     assert smaller["players"] == 4 and all(smaller["chat_deliveries"][t] > 0 for t in smaller["chat_deliveries"])
     assert results["storm"]["complete"] == results["storm"]["players"] == 8
@@ -43,7 +47,9 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
 
     report = out.read_text()
     for heading in ("## Targets", "### Fan-out saturation", "### Memory", "### Game night",
-                    "### Game night at fewer players", "### Long-poll answers", "### Reconnect storm"):
+                    "### Game night at fewer players", "### Long-poll answers", "### Reconnect storm",
+                    "### Game night, SSE and long-poll players acting over HTTP",
+                    "| HTTP chat posts/s >= 0.5x chat_message over a socket |"):
         assert heading in report
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
     start, end = results["machine"]["reference_ms"]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from arcane import fastlane
+from tests.gameplay import close_all, last_seq
 from tests.rawws import RawSocketIO
 from tests.support import LiveServer, Player, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
@@ -242,6 +243,134 @@ async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and
                 assert (headers.get("connection") == "close") == (number == allowed), number
             assert await asyncio.wait_for(reader.read(), 2) == b""
         assert len(taken) == allowed
+
+
+# -- the hot actions' POSTs -------------------------------------------------------------------
+
+
+def action_request(player: Player, action: str, body: bytes, *, extra: str = "",
+                   length: int | None = None) -> bytes:
+    return (f"POST /api/games/{player.game_code}/{action} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {player.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\n{extra}\r\n").encode("latin1") + body
+
+
+def test_only_a_whole_plain_action_post_with_its_whole_body_is_read_beside_h11() -> None:
+    head = (b"POST /api/games/ABC123/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+            b"Content-Type: application/json\r\n")
+    body = b'{"text": "hi"}'
+    whole = head + b"Content-Length: 14\r\n\r\n" + body
+    target, headers, keep_alive, method, taken = fastlane.parse_action(whole)  # type: ignore[misc]
+    assert (target, keep_alive, method, taken) == (b"/api/games/ABC123/chat", True, "POST", body)
+    assert (b"content-length", b"14") in headers and (b"host", b"x") in headers
+    for action in (b"typing", b"choices"):
+        assert fastlane.parse_action(whole.replace(b"/chat", b"/" + action)) is not None
+    assert fastlane.parse_action(head + b"Content-Length: 0\r\n\r\n") is not None  # an empty body
+    assert fastlane.parse_action(whole.replace(b"Host: x", b"Connection: close\r\nHost: x"))[2] is False  # type: ignore[index]
+    for odd in (
+        whole[:-1],  # the body's last byte in the next read
+        whole + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # and a pipelined request
+        head + b"Content-Length: 13\r\n\r\n" + body,  # more than it says
+        head + b"\r\n" + body,  # no length
+        head + b"Transfer-Encoding: chunked\r\n\r\n" + b"e\r\n" + body + b"\r\n0\r\n\r\n",
+        head + b"Content-Length: 14\r\nContent-Length: 14\r\n\r\n" + body,
+        head + b"Content-Length: +14\r\n\r\n" + body,
+        head + b"Content-Length: 14\r\nExpect: 100-continue\r\n\r\n" + body,
+        whole.replace(b"Host: x\r\n", b""),  # h11 refuses it
+        whole.replace(b"Host: x", b"Host: x\r\nHost: y"),
+        whole.replace(b"/chat", b"/chat?x=1"),  # a query
+        whole.replace(b"/chat", b"/leave"),  # not a hot action
+        whole.replace(b"/chat", b"/ch%61t"),  # an escaped path
+        whole.replace(b"POST", b"PUT"),
+        whole.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        whole.replace(b"Bearer t", b"Bearer t\xe9"),  # a byte above 0x7e
+        head + b"Content-Length: 70000\r\n\r\n" + b"x" * 70_000,  # past the body limit
+    ):
+        assert fastlane.parse_action(odd) is None, odd[:200]
+    assert fastlane.parse(whole) is None  # and the polls' parser takes none of them
+
+
+@pytest.fixture
+def actions_taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The targets of the action POSTs the fast lane took, in order."""
+    seen: list[bytes] = []
+    parse_action = fastlane.parse_action
+
+    def spy(data: bytes) -> Any:
+        request = parse_action(data)
+        if request is not None:
+            seen.append(request[0])
+        return request
+
+    monkeypatch.setattr(fastlane, "parse_action", spy)
+    return seen
+
+
+async def test_an_action_post_is_answered_beside_h11_as_h11_answers_it(
+    tmp_path: Path, actions_taken: list[bytes], taken: list[bytes],
+) -> None:
+    async with serving(tmp_path, rate_limit_burst=10**6) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        spectator = await Player.watch(server, ann.game_code, "Wren")
+        requests = [
+            action_request(ann, "chat", b'{"text": "hello"}'),
+            action_request(ann, "typing", b'{"is_typing": true}'),
+            action_request(ann, "choices", b'{"option_id": "a"}'),  # the lobby: WRONG_PHASE
+            action_request(ann, "chat", b"{not json"),
+            action_request(ann, "chat", b""),
+            action_request(spectator, "typing", b'{"is_typing": true}'),
+            action_request(ann, "chat", b'{"text": "x"}').replace(ann.token.encode(), b"forged"),
+            action_request(ann, "chat", b'{"text": "x"}').replace(ann.game_code.encode(), b"NOPE42"),
+        ]
+        async with wire(server.port) as (reader, writer):
+            for request in requests:
+                writer.write(request)
+                fast = await answer(reader)
+                # The head, then the body: h11's. A refusal before the body is read closes that
+                # connection (as it did under Quart), so each goes on a connection of its own.
+                split = request.index(b"\r\n\r\n") + 4
+                async with wire(server.port) as (slow_reader, slow_writer):
+                    slow_writer.write(request[:split])
+                    await slow_writer.drain()
+                    await asyncio.sleep(0.05)
+                    slow_writer.write(request[split:])
+                    slow = await answer(slow_reader)
+                assert fast[1].get("connection") != "close"
+                assert fast[0] == slow[0], (fast, slow)
+                if b'"hello"' in request:
+                    assert fast[0] == 201 and slow[2]["seq"] == fast[2]["seq"] + 1
+                else:
+                    assert fast[2] == slow[2]
+                assert {k: v for k, v in fast[1].items() if k != "date"} == \
+                    {k: v for k, v in slow[1].items() if k != "date"}
+            # Then a poll on the same connection, through the lane too.
+            writer.write(poll_request(ann, "after=0&timeout=0"))
+            status, _, body = await answer(reader)
+            assert status == 200 and [e["data"]["text"] for e in body["events"]
+                                      if e["event"] == "chat_message"] == ["hello", "hello"]
+        # Each request once; the empty body's "split" read was whole too (its head is all of it).
+        assert len(actions_taken) == len(requests) + 1 and len(taken) == 1
+        await close_all([ann, bram, spectator])
+
+
+async def test_an_action_post_honours_connection_close_and_leaves_the_gate_in_front(
+    tmp_path: Path, actions_taken: list[bytes],
+) -> None:
+    async with ann_at_table(tmp_path) as (server, ann):
+        async with wire(server.port) as (reader, writer):
+            writer.write(action_request(ann, "chat", b'{"text": "bye"}', extra="Connection: close\r\n"))
+            status, headers, body = await answer(reader)
+            assert status == 201 and headers["connection"] == "close" and body["ok"] is True
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+        cookie = "; ".join(f"{k}={v}" for k, v in ann.client.cookies.items())
+        async with wire(server.port) as (reader, writer):
+            # A cookie's request from another site: the gate refuses it, in the lane as in h11.
+            request = action_request(ann, "chat", b'{"text": "x"}', extra=f"Cookie: {cookie}\r\nOrigin: http://evil\r\n")
+            writer.write(request.replace(f"Authorization: Bearer {ann.token}\r\n".encode(), b""))
+            status, _, body = await answer(reader)
+            assert status == 403 and body["error"]["code"] == "FORBIDDEN"
+        assert len(actions_taken) == 2
+        assert await last_seq(server, ann.game_code) == 2  # joined, then the one chat
 
 
 # -- websocket messages ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ client. They deliver; they never invent game events.
 
 from __future__ import annotations
 
+from arcane.fallback.actions import Actions
 from arcane.fallback.bare import FallbackRoutes
 
-__all__ = ["FallbackRoutes"]
+__all__ = ["Actions", "FallbackRoutes"]

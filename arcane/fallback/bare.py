@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 
 from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
+from arcane.fallback import actions as http_actions
 from arcane.game.records import Identity, Member
 from arcane.identity import cookie_session
 from arcane.limits import retry_after_header
@@ -53,15 +54,23 @@ class Request:
 
 
 class FallbackRoutes:
-    """SSE and long-poll themselves; every other request goes on to `app` (Quart)."""
+    """SSE and long-poll themselves, and the hot HTTP actions (`actions`, arcane/fallback/actions.py);
+    every other request goes on to `app` (Quart)."""
 
     def __init__(self, app: ASGIApp, runtime: Callable[[], Runtime],
-                 load_session: Callable[[str], dict[str, Any] | None]) -> None:
+                 load_session: Callable[[str], dict[str, Any] | None], *,
+                 actions: http_actions.Actions | None = None) -> None:
         self.app = app
         self._runtime = runtime
         self._load_session = load_session
+        self.actions = actions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.actions is not None and scope["type"] == "http" and scope["method"] == "POST":
+            action = http_actions.PATH.fullmatch(scope.get("path", ""))
+            if action is not None:
+                await self.actions.serve(action[1], action[2], scope, receive, send)
+                return
         match = PATH.fullmatch(scope.get("path", "")) if scope["type"] == "http" else None
         if match is None:
             await self.app(scope, receive, send)

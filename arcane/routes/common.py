@@ -39,7 +39,11 @@ def runtime() -> Any:
 
 
 async def json_body() -> dict[str, Any]:
-    raw = await request.get_data()
+    return json_object(await request.get_data())
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object: none at all is {}; anything else is VALIDATION_ERROR."""
     if not raw:
         return {}
     try:

@@ -17,6 +17,9 @@ const { io } = require("socket.io-client");
 
 const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+// The HTTP actions (chat, typing) of SSE and long-poll players: keep-alive connections of their
+// own, as a browser opens beside its stream or its waiting poll.
+const actionAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
@@ -196,8 +199,9 @@ async function fanout(o) {
 
   const rooms = new Map();
   seats.forEach((s, i) => {
-    if (!rooms.has(s.room)) rooms.set(s.room, { name: s.room, members: [], turn: 0, t0: 0, got: 0 });
+    if (!rooms.has(s.room)) rooms.set(s.room, { name: s.room, members: [], seats: [], turn: 0, t0: 0, got: 0 });
     rooms.get(s.room).members.push(sockets[i]);
+    rooms.get(s.room).seats.push(s);
   });
   const latency = new Samples();
   const window = { measuring: false };
@@ -205,6 +209,7 @@ async function fanout(o) {
   let deliveries = 0;
   let errors = 0;
   let stalls = 0;
+  let posts = 0; // http_chat: chat lines acknowledged (201) over HTTP within the window
 
   const receipt = (room) => {
     const ms = now() - room.t0;
@@ -224,6 +229,13 @@ async function fanout(o) {
     if (o.target !== "arcane") sender.emit("msg", { room: room.name, n: room.turn });
     else if (o.event === "typing") {
       sender.emit("typing", { is_typing: room.turn % 2 === 0 }, (ack) => { if (!refused(room, ack)) receipt(room); });
+    } else if (o.event === "http_chat") {
+      // The same chat line, posted over HTTP by the sender (its socket still receives it).
+      const seatInfo = room.seats[(room.turn - 1) % perRoom];
+      request(o.url, `/api/games/${room.name}/chat`, { method: "POST", body: { text: `line ${room.turn}` },
+        token: seatInfo.token, agent: actionAgent }).then((answer) => {
+        if (answer.status !== 201) { errors++; setTimeout(() => send(room), 10); } else if (window.measuring) posts++;
+      }, () => { errors++; setTimeout(() => send(room), 10); });
     } else sender.emit("chat_message", { text: `line ${room.turn}` }, (ack) => refused(room, ack));
   }
   const eventName = o.target !== "arcane" ? "msg" : o.event === "typing" ? "player_typing" : "chat_message";
@@ -241,7 +253,8 @@ async function fanout(o) {
   clearInterval(watchdog);
   for (const s of sockets) s.close();
   out({ result: { scenario: "fanout", event: o.event || "msg", clients: sockets.length, rooms: rooms.size,
-    seconds: elapsed, deliveries, deliveries_per_s: Math.round(deliveries / elapsed), errors, stalls, ...latency.summary() } });
+    seconds: elapsed, deliveries, deliveries_per_s: Math.round(deliveries / elapsed), errors, stalls, ...latency.summary(),
+    ...(o.event === "http_chat" ? { posts, posts_per_s: Math.round(posts / elapsed) } : {}) } });
 }
 
 // -- 2. game night ----------------------------------------------------------------------------
@@ -284,22 +297,42 @@ async function gamenight(o) {
   out({ phase: "connected", websocket: sockets.length, sse: streams.length, longpoll: o.games });
   await sleep(2000);
 
+  // Who speaks in each game. Over websocket only (the default): the two socket players take
+  // turns. With `http_actions`, the turn goes round the transports (websocket, SSE, long-poll),
+  // and the SSE and long-poll players type and chat over HTTP, as they must.
   const byRoom = new Map();
-  for (const { socket, seat: s } of sockets) {
-    if (!byRoom.has(s.room)) byRoom.set(s.room, []);
-    byRoom.get(s.room).push(socket);
-  }
+  const speakersOf = (room) => { if (!byRoom.has(room)) byRoom.set(room, { websocket: [], http: [] }); return byRoom.get(room); };
+  for (const { socket, seat: s } of sockets) speakersOf(s.room).websocket.push(socket);
+  if (o.http_actions) for (const s of seats) if (transportOf(s) !== "websocket") speakersOf(s.room).http.push(s);
+  const http = { posts: 0, errors: 0, p50_ms: null, p99_ms: null };
+  const postLatency = new Samples();
+  const post = (s, path, body) => {
+    const started = now();
+    const counted = window.measuring;
+    request(o.url, `/api/games/${s.room}/${path}`, { method: "POST", body, token: s.token, agent: actionAgent })
+      .then((answer) => {
+        if (answer.status >= 300) http.errors++;
+        else if (counted) { http.posts++; postLatency.add(now() - started); }
+      }, () => { http.errors++; });
+  };
   let running = true;
   const games = [...byRoom.entries()].map(([room, members], g) => (async () => {
     await sleep((g / byRoom.size) * 1000); // spread the games over the second
     let turn = 0;
+    const speakers = [...members.websocket.map((socket) => ({ socket })), ...members.http.map((s) => ({ seat: s }))];
     while (running) {
-      const typist = members[turn++ % members.length];
+      // Websocket-only: the sockets in turn. HTTP actions: websocket, SSE, long-poll in turn.
+      const speaker = o.http_actions
+        ? (turn % 3 === 0 ? speakers[(turn / 3) % members.websocket.length] : speakers[members.websocket.length + (turn % 3) - 1])
+        : speakers[turn % members.websocket.length];
+      turn++;
       typingAt.set(room, now());
-      typist.emit("typing", { is_typing: true });
+      if (speaker.socket) speaker.socket.emit("typing", { is_typing: true });
+      else post(speaker.seat, "typing", { is_typing: true });
       await sleep(100);
       if (window.measuring) chatsSent.count++;
-      typist.emit("chat_message", { text: `t=${now()}` });
+      if (speaker.socket) speaker.socket.emit("chat_message", { text: `t=${now()}` });
+      else post(speaker.seat, "chat", { text: `t=${now()}` });
       await sleep(900);
     }
   })());
@@ -313,8 +346,12 @@ async function gamenight(o) {
   for (const [transport, kinds] of Object.entries(lat)) {
     per[transport] = { chat: kinds.chat.summary(), typing: kinds.typing.summary() };
   }
+  await sleep(500); // the last posts' answers
+  const posted = postLatency.summary();
+  const actions = o.http_actions ? { http_actions: { posts: http.posts, posts_per_s: Math.round(http.posts / elapsed),
+    errors: http.errors, p50_ms: posted.p50_ms, p99_ms: posted.p99_ms } } : {};
   out({ result: { scenario: "gamenight", players: seats.length, games: o.games, seconds: elapsed,
-    chats_sent: chatsSent.count, chat_deliveries: received, transports: per } });
+    chats_sent: chatsSent.count, chat_deliveries: received, transports: per, ...actions } });
   process.exit(0); // long-polls still waiting end with the process
 }
 
