@@ -16,6 +16,7 @@ so the transports' direct writes (arcane/wire.py) still recognise hypercorn's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -180,14 +181,15 @@ def _adding(send: Send, extra: list[tuple[bytes, bytes]], *, secure_cookies: boo
 
 
 def _closing_unless_read(receive: Receive, send: Send) -> tuple[Receive, Send]:
-    """An answer that starts before the app has read the request's whole body says
+    """An answer that starts before the request's whole body has arrived says
     `connection: close`.
 
     hypercorn keeps a connection alive only if the whole request had arrived by the time
     the answer ended; if not (the body came in a later read than the head, and the answer
-    was a refusal that never read it), it closes the connection without having said so,
-    and a client that sends its next request on it finds it dropped (docs/upstream/
-    hypercorn-unannounced-close.md). Said up front, the client opens a new one instead."""
+    was a refusal that never waited for it), it closes the connection without having said
+    so, and a client that sends its next request on it finds it dropped (docs/upstream/
+    hypercorn-unannounced-close.md). Said up front, the client opens a new one instead.
+    A body that has arrived but was not read is taken from the queue, without waiting."""
     read = False
 
     async def receiving() -> Message:
@@ -198,11 +200,27 @@ def _closing_unless_read(receive: Receive, send: Send) -> tuple[Receive, Send]:
         return message
 
     async def sending(message: Message) -> None:
+        nonlocal read
         if message["type"] == "http.response.start" and not read:
-            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            read = await _arrived(receive)
+            if not read:
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
         await send(message)
 
     return receiving, sending
+
+
+async def _arrived(receive: Receive) -> bool:
+    """Whether the rest of the body is already there: read what is, and never wait."""
+    while True:
+        task = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)  # a message already queued is taken in this one turn
+        if not task.done():
+            task.cancel()
+            return False
+        message = task.result()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return True
 
 
 async def _refuse(scope: Scope, send: Send, error: ArcaneError) -> None:

@@ -341,8 +341,10 @@ async def test_an_action_post_is_answered_beside_h11_as_h11_answers_it(
                     assert fast[0] == 201 and slow[2]["seq"] == fast[2]["seq"] + 1
                 else:
                     assert fast[2] == slow[2]
-                assert {k: v for k, v in fast[1].items() if k != "date"} == \
-                    {k: v for k, v in slow[1].items() if k != "date"}
+                # A refusal sent before the split body arrived says the connection will close
+                # (arcane/gate.py): that header alone may differ.
+                assert {k: v for k, v in fast[1].items() if k not in {"date", "connection"}} == \
+                    {k: v for k, v in slow[1].items() if k not in {"date", "connection"}}
             # Then a poll on the same connection, through the lane too.
             writer.write(poll_request(ann, "after=0&timeout=0"))
             status, _, body = await answer(reader)
