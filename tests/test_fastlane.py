@@ -1,4 +1,4 @@
-"""Long-polls read and answered beside h11 (arcane/fastlane.py), on a live server over raw sockets.
+"""Long-polls read and answered beside h11 (arcane/serving/h11.py), on a live server over raw sockets.
 
 Each test checks what a client sees on the wire, and which way the server took: the
 fast lane for a plain keep-alive poll, h11 for everything else on the same connection.
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from arcane import fastlane
+from arcane.serving import h11 as fastlane
+from arcane.serving import wsproto
 from tests.rawws import RawSocketIO
 from tests.support import LiveServer, Player, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
@@ -259,7 +260,7 @@ def test_only_whole_final_masked_text_or_binary_frames_are_read_beside_wsproto()
     text = client_frame('42["typing",{"is_typing":true}]'.encode())
     long_text = client_frame(("é" * 200).encode())  # a 16-bit length
     binary = client_frame(b"\x00\xff\x10", opcode=0x2)
-    assert fastlane.messages_of(text + long_text + binary, 1 << 20) == [
+    assert wsproto.messages_of(text + long_text + binary, 1 << 20) == [
         {"type": "websocket.receive", "bytes": None, "text": '42["typing",{"is_typing":true}]'},
         {"type": "websocket.receive", "bytes": None, "text": "é" * 200},
         {"type": "websocket.receive", "bytes": b"\x00\xff\x10", "text": None},
@@ -275,15 +276,15 @@ def test_only_whole_final_masked_text_or_binary_frames_are_read_beside_wsproto()
         bytes((0xC1,)) + client_frame(b"42")[1:],  # RSV1: an extension's frame
         unmasked, not_shortest,
     ]:
-        assert fastlane.messages_of(left_to_wsproto, 1 << 20) is None, left_to_wsproto
-    assert fastlane.messages_of(long_text, 399) is None  # over the size limit: wsproto closes with 1009
+        assert wsproto.messages_of(left_to_wsproto, 1 << 20) is None, left_to_wsproto
+    assert wsproto.messages_of(long_text, 399) is None  # over the size limit: wsproto closes with 1009
 
 
 @pytest.fixture
 def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many messages each read taken beside wsproto held."""
     seen: list[int] = []
-    messages_of = fastlane.messages_of
+    messages_of = wsproto.messages_of
 
     def spy(data: bytes, max_size: int) -> Any:
         messages = messages_of(data, max_size)
@@ -291,7 +292,7 @@ def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             seen.append(len(messages))
         return messages
 
-    monkeypatch.setattr(fastlane, "messages_of", spy)
+    monkeypatch.setattr(wsproto, "messages_of", spy)
     return seen
 
 

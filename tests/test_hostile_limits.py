@@ -22,7 +22,7 @@ import socketio
 
 from arcane.config import Settings
 from arcane.fallback import sse
-from arcane.wire import ChunkWriter
+from arcane.serving.h11 import ChunkWriter
 from tests.cluster import cluster
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for

@@ -10,7 +10,8 @@ from unittest.mock import ANY
 
 from engineio import packet as eio_packet
 
-from arcane.realtime.direct import SocketQueue, text_frame
+from arcane.realtime.frames import text_frame
+from arcane.serving.engineio import SocketQueue
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.support import LiveServer, seat_party, serving, sockets_gone

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from arcane import slim
-from arcane.slim import SlimEvent, SlimQueue
+from arcane.queues import SlimEvent, SlimQueue
+from arcane.serving import hypercorn as slim
 from tests.support import serving
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from arcane.wire import ChunkWriter
+from arcane.serving.h11 import ChunkWriter
 from tests.support import seat_party, serving
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000, "stream_buffer": 100_000}
@@ -118,18 +118,19 @@ async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
 async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_next_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from arcane import fastlane, wire
+    from arcane.fallback import bare
+    from arcane.serving import h11
 
     # Polls the fast lane would take (tests/test_fastlane.py) go through hypercorn here.
-    monkeypatch.setattr(fastlane, "parse", lambda data: None)
+    monkeypatch.setattr(h11, "parse", lambda data: None)
     ways: list[bool] = []
-    respond = wire.respond
+    respond = bare.respond
 
     async def spy(*args: object) -> bool:
         ways.append(await respond(*args))  # type: ignore[arg-type]
         return ways[-1]
 
-    monkeypatch.setattr(wire, "respond", spy)
+    monkeypatch.setattr(bare, "respond", spy)
     async with serving(tmp_path) as server:
         (ann,) = await seat_party(server, ["Ann"])
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
