@@ -19,7 +19,7 @@ import pytest
 from arcane.serving import h11 as fastlane
 from arcane.serving import wsproto
 from tests.rawws import RawSocketIO
-from tests.support import LiveServer, Player, seat_party, serving, sockets_gone
+from tests.support import LiveServer, Player, needs_fast_paths, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
 
 
@@ -69,6 +69,7 @@ async def answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any
     return status, headers, json.loads(body) if body else None
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_request_next(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -98,6 +99,7 @@ async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_reque
                          f"/api/games/{ann.game_code}/poll?after=2&timeout=5".encode()]
 
 
+@needs_fast_paths('poll_lane')
 async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: Path, taken: list[bytes]) -> None:
     async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
@@ -124,6 +126,7 @@ async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: P
             assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -144,6 +147,7 @@ async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
         assert len(taken) == 3
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: Path, taken: list[bytes]) -> None:
     async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
@@ -167,6 +171,7 @@ async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: 
             assert (await answer(reader))[0] == 200
 
 
+@needs_fast_paths('poll_lane')
 async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused_as_before(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -185,6 +190,7 @@ async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused
         assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_through_h11(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -215,6 +221,7 @@ async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_thro
         await bram.close()
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_timeout(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -227,6 +234,7 @@ async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_t
         assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and_the_connection_closed(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -296,6 +304,7 @@ def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
+@needs_fast_paths('websocket_receive')
 async def test_a_websocket_client_s_messages_arrive_in_order_however_they_are_framed(
     tmp_path: Path, read_beside: list[int],
 ) -> None:

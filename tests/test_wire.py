@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from arcane.serving.h11 import ChunkWriter
-from tests.support import seat_party, serving
+from tests.support import needs_fast_paths, seat_party, serving
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000, "stream_buffer": 100_000}
 
@@ -52,6 +52,7 @@ class RawSse:
         self.writer.close()
 
 
+@needs_fast_paths('sse_direct')
 async def test_a_slow_sse_reader_gets_every_event_in_order_whichever_way_each_chunk_went(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -115,6 +116,7 @@ async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
     return status, headers, body
 
 
+@needs_fast_paths('poll_answer')
 async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_next_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
