@@ -329,3 +329,15 @@ async def test_one_fast_path_off_is_the_only_one_idle(
     if FAST_PATHS == "on":
         idle = [name for name, used in evening["used"].items() if used == 0 and name != "websocket_direct"]
         assert idle == [], evening["used"]
+
+
+def test_every_library_reached_into_is_pinned_to_the_versions_it_was_tested_with() -> None:
+    import tomllib
+
+    pins = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, _, spec = requirement.partition(">=")
+        pins[name.strip()] = spec.split(";")[0].strip()
+    for distribution, (low, high) in fastpaths.TESTED.items():
+        assert pins.get(distribution) == f"{low},<{high}", distribution
+        assert fastpaths.version_problem(distribution) == "", distribution  # and installed so
