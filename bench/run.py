@@ -315,6 +315,11 @@ def ablation_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SMOKE_NOTE = ("\n\n**A smoke run:** at this load the figures are noise (a few clients for a second or two, on a\n"
+              "shared machine); they show the harness works, not what a fast path buys. `make bench\n"
+              "BENCH_ARGS=--ablation` gives the figures that count.")
+
+
 def write_ablation(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
     """Put the ablation's section into the report, keeping the rest of it."""
     section = f"""
@@ -325,7 +330,7 @@ Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: 
 arcane/serving/), then all off. Load: {json.dumps({k: getattr(load, k) for k in (
         "fan_clients", "fan_rooms", "fan_seconds", "night_players", "night_seconds", "poll_clients", "idle")})};
 one run of each, the variants taking turns. In brackets, the change against all on; `worse` marks a
-loss of 5% or more. Machine: {machine()}.
+loss of 5% or more. Machine: {machine()}.{SMOKE_NOTE if load == SMOKE else ""}
 
 {ablation_table(results)}
 """
