@@ -94,11 +94,13 @@ def test_the_ablation_table_shows_what_each_fast_path_alone_off_loses_and_keeps_
     on = {"fanout": _fan(1000), "chat": _fan(800), "gamenight": night, "polls": {"polls_per_s": 3000},
           "memory": memory}
     results = {"on": on, "-websocket_direct": on | {"fanout": _fan(600)},
+               "-slim_queues": on | {"memory": {"kb_per_ws": 44.0, "kb_per_sse": 12.0}},
                "off": on | {"polls": {"failed": "the server did not start"}}}
     table = harness.ablation_table(results).splitlines()
-    assert table[2] == "| `on` | 1,000 | 800 | 20 | 3,000 | 30.0 | 12.0 |"
+    assert table[2] == "| `on` | 1,000 | 800 | 20 | 3,000 | 30.0 | 12.0 | none |"
     assert table[3].startswith("| `-websocket_direct` | 600 (-40%, worse) | 800 (+0%) | 20 (+0%) |")
-    assert "failed: the server did not start" in table[4]
+    assert table[4].endswith("| 44.0 (+47%, worse) | 12.0 (+0%) | <= 40 KB/websocket |")
+    assert "failed: the server did not start" in table[5]
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\nthe run\n\n## Soak\n\nby hand\n")
     harness.write_ablation(results, out, "bench/run.py --ablation --smoke", harness.SMOKE)
