@@ -189,7 +189,7 @@ async def test_two_thousand_malformed_packets_before_login_log_a_few_short_lines
         for variant, (payload, opcode) in VARIANTS.items():
             reader, writer = await raw_websocket(server.port)
             caplog.clear()
-            # A ping frame ahead of each message sends the read through wsproto (arcane/fastlane.py
+            # A ping frame ahead of each message sends the read through wsproto (arcane/serving/wsproto.py
             # takes only reads that are whole data frames).
             prefix = masked(b"", 0x9) if path == "wsproto" else b""
             try:

@@ -44,7 +44,7 @@ eio_packet: Any = reach("engineio.packet", paths=_DRIVER)
 eio_exceptions: Any = reach("engineio.exceptions", paths=_DRIVER)
 eio_asgi: Any = reach("engineio.async_drivers.asgi", paths=_DRIVER)
 
-log = logging.getLogger("arcane.realtime.direct")
+log = logging.getLogger("arcane.realtime.direct")  # the name it logged under before the move
 # Packets the server cannot read that a connection may send before it is closed; each
 # one is a single short log line, never a traceback.
 MALFORMED_LIMIT = 5

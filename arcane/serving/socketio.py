@@ -29,7 +29,7 @@ from arcane.serving import engineio
 from arcane.serving.fastpaths import NEEDED, version_problem
 from arcane.serving.engineio import MALFORMED_LIMIT
 
-log = logging.getLogger("arcane.realtime.server")
+log = logging.getLogger("arcane.realtime.server")  # the name it logged under before the move
 # Names Socket.IO gives its own meaning: from a client they are never events.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
                              "newListener", "removeListener"})
