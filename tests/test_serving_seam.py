@@ -212,6 +212,24 @@ def test_an_untested_version_or_a_missing_name_turns_only_its_fast_paths_off_lou
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [line]
 
 
+def test_an_untested_version_under_a_use_with_no_public_alternative_is_warned_of(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, restore_paths: None,
+) -> None:
+    real = fastpaths.metadata.version
+    monkeypatch.setattr(fastpaths.metadata, "version",
+                        lambda name: "5.99.0" if name == "python-socketio" else real(name))
+    with caplog.at_level(logging.WARNING, logger="arcane.serving"):
+        serving.configure("on", compression=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "socketio_dispatch is still used, with no public alternative, but python-socketio 5.99.0 is untested "
+        "(tested >=5.18,<5.19)"]
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="arcane.serving"):
+        serving.configure("on", compression=False)
+    assert caplog.records == []
+
+
 def test_a_failing_import_or_a_missing_name_inside_serving_turns_off_only_its_fast_paths() -> None:
     """In a fresh process: a private module that will not import, and a private class that is
     not there (as with another release of the library)."""

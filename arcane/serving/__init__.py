@@ -41,6 +41,12 @@ def configure(spec: str, *, compression: bool) -> str:
     h11.use_handle(fastpaths.on("poll_lane"), fastpaths.on("websocket_receive"))
     socketio.check()
     aiosqlite.check()
+    for use, distribution in (("engineio_disconnect", "python-engineio"), ("hypercorn_worker_arguments", "hypercorn")):
+        problem = fastpaths.version_problem(distribution)
+        if problem:
+            fastpaths.NEEDED[use] = problem
+        else:
+            fastpaths.NEEDED.pop(use, None)
     for use, problem in fastpaths.NEEDED.items():
         log.warning("%s is still used, with no public alternative, but %s", use, problem)
     line = status_line()
