@@ -359,3 +359,9 @@ def test_every_library_reached_into_is_pinned_to_the_versions_it_was_tested_with
     for distribution, (low, high) in fastpaths.TESTED.items():
         assert pins.get(distribution) == f"{low},<{high}", distribution
         assert fastpaths.version_problem(distribution) == "", distribution  # and installed so
+
+
+def test_ci_runs_the_whole_suite_again_with_every_fast_path_off() -> None:
+    steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert steps[-2:] == ["make test", "ARCANE_FAST_PATHS=off make test"]
