@@ -271,8 +271,23 @@ def run_ablation(load: Load) -> dict[str, Any]:
         for variant in variants:
             server = Server(arcane.key, arcane.label, arcane.argv, arcane.env | {"ARCANE_FAST_PATHS": variant})
             results[variant][scenario] = attempt(f"ablation {variant} {scenario}", server,
-                                                 lambda s, w=work[scenario]: w(s) | {"line": fast_path_line(s)})
+                                                 lambda s, w=work[scenario], v=variant: checked(s, v) | w(s))
     return results
+
+
+def checked(server: Server, variant: str) -> dict[str, Any]:
+    """The server's startup line, if it says what `variant` asked (else the variant fails)."""
+    line = fast_path_line(server)
+    off = line.split("; ", 1)[1] if "; " in line else ""
+    if variant == "on":
+        ok = not off
+    elif variant == "off":
+        ok = line.startswith("none;")
+    else:
+        ok = variant[1:] in off and variant[1:] not in line.split(";", 1)[0].split(", ")
+    if not ok:
+        raise RuntimeError(f"ARCANE_FAST_PATHS={variant} but the server said: fast paths on: {line}")
+    return {"line": line}
 
 
 def fast_path_line(server: Server) -> str:
