@@ -28,8 +28,9 @@ log = logging.getLogger("arcane.serving")
 
 def configure(spec: str, *, compression: bool) -> str:
     """Turn each fast path on or off (`ARCANE_FAST_PATHS`; no_deflate also by
-    `ARCANE_WEBSOCKET_COMPRESSION`) for the servers made from now on; logs and answers the
-    startup line, with a WARNING for each fast path or needed use that cannot be trusted."""
+    `ARCANE_WEBSOCKET_COMPRESSION`); logs and answers the startup line, with a WARNING for
+    each fast path or needed use that cannot be trusted. The patches are process-wide: the
+    last app made in a process decides (a server process makes one)."""
     from arcane.serving import aiosqlite, h11, hypercorn, socketio
 
     wanted = fastpaths.parse(spec)
