@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from arcane.events import Event
 from arcane.recent import RecentEvents
-from arcane.slim import SlimQueue
+from arcane.queues import SlimQueue
 
 
 @dataclass(frozen=True, slots=True)

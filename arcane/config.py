@@ -9,6 +9,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from arcane.serving import fastpaths
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -36,6 +38,9 @@ class Settings:
     redis_prefix: str = "arcane"
     presence_ttl: float = 15.0
     websocket_compression: bool = False
+    # The fast paths through the server libraries' private names (arcane/serving/): on, off,
+    # the names to keep, or the -names to drop.
+    fast_paths: str = "on"
     # Hardening (docs/security.md).
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-* headers we believe
     allowed_hosts: tuple[str, ...] = ()  # Host names served (empty: any), against DNS rebinding
@@ -137,6 +142,9 @@ def _parse(name: str, raw: str) -> Any:
         return Path(raw)
     if name in _TUPLES:
         return tuple(o.strip() for o in raw.split(",") if o.strip())
+    if name == "fast_paths":
+        fastpaths.parse(raw)  # refuses an unknown name
+        return raw.strip().lower()
     if name == "secure_cookies":
         value = raw.strip().lower()
         value = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)

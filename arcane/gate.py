@@ -11,7 +11,7 @@ One place for the checks that do not depend on the route (docs/security.md):
 - `Secure` cookies and HSTS when the request came over https (ARCANE_SECURE_COOKIES).
 
 A plain request (no Origin, no https, no forwarded headers) passes with its own `send`,
-so the transports' direct writes (arcane/wire.py) still recognise hypercorn's.
+so the transports' direct writes (arcane/serving/) still recognise hypercorn's.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import socketio
 from quart import Quart
 
-from arcane import fallback, fastlane
+from arcane import fallback, serving
 from arcane import loop as event_loop
 from arcane import shutdown
 from arcane.bus import Bus
@@ -33,7 +33,6 @@ from arcane.realtime.bodies import BoundedPollingBodies
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import create_server
-from arcane.slim import slim_hypercorn
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
 
@@ -146,8 +145,8 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     # them waiting up to the default 5 ms for the GIL at every statement.
     sys.setswitchinterval(SWITCH_INTERVAL)
     gc.set_threshold(*GC_THRESHOLDS)
-    slim_hypercorn()  # 4 KB less on every open connection
-    fastlane.install()  # long-polls and websocket messages read beside h11 and wsproto
+    # The fast paths through hypercorn, h11, wsproto and Engine.IO: on as far as they may be.
+    serving.configure(settings.fast_paths, compression=settings.websocket_compression)
     # Without Redis: one process, the memory bus, presence and limits kept here.
     cluster = Cluster(settings) if settings.redis_url else None
     bus = cluster.bus if cluster else Bus()

@@ -1,27 +1,30 @@
 """Hearing that hypercorn is stopping, before it waits on our long-lived connections.
 
 Hypercorn tells the app of shutdown (lifespan) only after open connections end,
-and SSE streams, long-polls and sockets never end by themselves. So the runtime
-listens for the stop itself:
+and SSE streams, long-polls and sockets never end by themselves (on Python 3.12+ it
+waits for them past its graceful timeout). So the runtime listens for the stop itself:
 
 - single process (`-w 0`, or hypercorn.asyncio.serve with its signal handlers):
-  the loop's SIGINT/SIGTERM handlers are chained, ours first;
+  the loop's SIGINT/SIGTERM handlers are chained, ours first (the loop remembers
+  them: arcane/serving/asyncio.py);
 - worker processes (hypercorn's default): the worker's shutdown event, handed to
-  it by the parent, is polled as hypercorn itself does.
+  it by the parent, is polled as hypercorn itself does (arcane/serving/hypercorn.py).
 
-Neither is public API of asyncio or hypercorn; when neither is found, streams end
-at hypercorn's graceful timeout instead, which is slower but safe.
+Hypercorn has no public way to tell the app that it has begun to stop: `serve(app,
+config, shutdown_trigger=...)` is for a program that runs hypercorn itself (the tests
+do, and call `Runtime.begin_shutdown` with it), not for `hypercorn arcane:app`. When
+neither is found, streams end at hypercorn's graceful timeout instead, which is slower.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import signal
 from collections.abc import Callable
 from typing import Any
 
-from arcane import loop as event_loop
+from arcane.serving import asyncio as serving_asyncio
+from arcane.serving import hypercorn as serving_hypercorn
 
 POLL_SECONDS = 0.1
 
@@ -30,7 +33,7 @@ def watch(callback: Callable[[], None]) -> asyncio.Task[None] | None:
     """Arrange for `callback` to run when hypercorn starts to stop; a task to cancel, if any."""
     if _chain_signals(callback):
         return None
-    event = _worker_shutdown_event()
+    event = serving_hypercorn.worker_shutdown_event()
     if event is None:
         return None
     return asyncio.create_task(_poll(event, callback), name="arcane-shutdown-watch")
@@ -40,7 +43,7 @@ def _chain_signals(callback: Callable[[], None]) -> bool:
     loop = asyncio.get_running_loop()
     chained = False
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = event_loop.signal_handler(loop, sig)
+        previous = serving_asyncio.signal_handler(loop, sig)
         if previous is None:
             continue
 
@@ -53,12 +56,6 @@ def _chain_signals(callback: Callable[[], None]) -> bool:
     return chained
 
 
-def _worker_shutdown_event() -> Any:
-    kwargs = getattr(multiprocessing.current_process(), "_kwargs", None)
-    event = kwargs.get("shutdown_event") if isinstance(kwargs, dict) else None
-    return event if callable(getattr(event, "is_set", None)) else None
-
-
 async def _poll(event: Any, callback: Callable[[], None]) -> None:
     while not event.is_set():
         await asyncio.sleep(POLL_SECONDS)
@@ -67,7 +64,4 @@ async def _poll(event: Any, callback: Callable[[], None]) -> None:
 
 def hypercorn_workers() -> int:
     """How many worker processes hypercorn started beside this one (1 when not a worker)."""
-    kwargs = getattr(multiprocessing.current_process(), "_kwargs", None)
-    config = kwargs.get("config") if isinstance(kwargs, dict) else None
-    workers = getattr(config, "workers", 1)
-    return workers if isinstance(workers, int) and workers > 0 else 1
+    return serving_hypercorn.workers()

@@ -25,6 +25,7 @@ import aiosqlite
 
 from arcane import jsoncodec
 from arcane.events import ROOM, Event, player_audience
+from arcane.serving import aiosqlite as serving_aiosqlite
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     Each trip costs a thread handoff, and under load the busy event loop makes the
     thread wait for the GIL: an action's statements go together where they can.
     """
-    return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-any-return]
+    return await serving_aiosqlite.in_thread(conn, fn, *args)
 
 
 def _log_since(db: sqlite3.Connection, game_code: str, after: int, own: str,

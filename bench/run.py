@@ -6,6 +6,8 @@ prints a table and writes docs/benchmarks.md with a PNG chart beside it.
 
     .venv/bin/python bench/run.py            # the full run (several minutes)
     .venv/bin/python bench/run.py --smoke    # a tiny load: checks the harness itself
+    .venv/bin/python bench/run.py --ablation # this server with each fast path alone off
+                                             # (ARCANE_FAST_PATHS=-name): what each one buys
 """
 
 from __future__ import annotations
@@ -245,6 +247,134 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
     results["machine"] = {"reference_ms": [speed_before, reference_ms()],
                           "steal_percent": steal_percent(ticks_before, cpu_ticks())}
     return results
+
+
+
+
+def fast_path_names() -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from arcane.serving.fastpaths import NAMES
+
+    return list(NAMES)
+
+
+def run_ablation(load: Load) -> dict[str, Any]:
+    """The same scenarios for every variant: all on, each fast path alone off, all off. The
+    variants take turns for each scenario, so a slow minute of the machine is shared."""
+    arcane = servers()["arcane"]
+    variants = ["on", *(f"-{name}" for name in fast_path_names()), "off"]
+    results: dict[str, Any] = {variant: {} for variant in variants}
+    work = {
+        "fanout": lambda s: fanout(s, load, "typing"),
+        "chat": lambda s: fanout(s, load, "chat_message"),
+        "gamenight": lambda s: game_night(s, load),
+        "polls": lambda s: polls(s, load),
+        "memory": lambda s: memory(s, load),
+    }
+    for scenario in ["fanout", "chat", "gamenight", "polls", "memory"]:
+        for variant in variants:
+            server = Server(arcane.key, arcane.label, arcane.argv, arcane.env | {"ARCANE_FAST_PATHS": variant})
+            results[variant][scenario] = attempt(f"ablation {variant} {scenario}", server,
+                                                 lambda s, w=work[scenario], v=variant: checked(s, v) | w(s))
+    return results
+
+
+def checked(server: Server, variant: str) -> dict[str, Any]:
+    """The server's startup line, if it says what `variant` asked (else the variant fails)."""
+    line = fast_path_line(server)
+    off = line.split("; ", 1)[1] if "; " in line else ""
+    if variant == "on":
+        ok = not off
+    elif variant == "off":
+        ok = line.startswith("none;")
+    else:
+        ok = variant[1:] in off and variant[1:] not in line.split(";", 1)[0].split(", ")
+    if not ok:
+        raise RuntimeError(f"ARCANE_FAST_PATHS={variant} but the server said: fast paths on: {line}")
+    return {"line": line}
+
+
+def fast_path_line(server: Server) -> str:
+    """What the server said of its fast paths at start."""
+    assert server.workdir is not None
+    lines = [line for line in (server.workdir / "server.log").read_text(errors="replace").splitlines()
+             if "fast paths on:" in line]
+    return lines[-1].split("fast paths on:", 1)[1].strip() if lines else "?"
+
+
+def ablation_table(results: dict[str, Any]) -> str:
+    def figure(variant: str, scenario: str, key: str) -> Any:
+        value = results[variant].get(scenario, {})
+        if "failed" in value:
+            return None
+        if key == "worst_p99":
+            return worst_p99(value) if "transports" in value else None
+        return value.get(key)
+
+    def cell(variant: str, scenario: str, key: str, higher_is_better: bool) -> str:
+        value, base = figure(variant, scenario, key), figure("on", scenario, key)
+        if value is None:
+            failed = results[variant].get(scenario, {}).get("failed")
+            return f"failed: {failed}" if failed else "-"
+        shown = f"{value:,}" if isinstance(value, int) else f"{value}"
+        if variant == "on" or not base:
+            return shown
+        change = 100 * (value - base) / base
+        worse = change < 0 if higher_is_better else change > 0
+        return f"{shown} ({change:+.0f}%{', worse' if worse and abs(change) >= 5 else ''})"
+
+    columns = [("fanout", "deliveries_per_s", True), ("chat", "deliveries_per_s", True),
+               ("gamenight", "worst_p99", False), ("polls", "polls_per_s", True),
+               ("memory", "kb_per_ws", False), ("memory", "kb_per_sse", False)]
+    def missed(variant: str) -> str:
+        """The targets (of those one server's figures decide) this variant misses."""
+        typing, chat = figure(variant, "fanout", "deliveries_per_s"), figure(variant, "chat", "deliveries_per_s")
+        p99 = figure(variant, "gamenight", "worst_p99")
+        ws, sse = figure(variant, "memory", "kb_per_ws"), figure(variant, "memory", "kb_per_sse")
+        checks = [("chat >= 0.8x typing", None if not (typing and chat) else chat >= 0.8 * typing),
+                  ("p99 <= 50 ms", None if p99 is None else p99 <= 50),
+                  ("<= 40 KB/websocket", None if ws is None else ws <= 40),
+                  ("<= 20 KB/SSE", None if sse is None else sse <= 20)]
+        return ", ".join(name for name, ok in checks if ok is False) or "none"
+
+    lines = ["| ARCANE_FAST_PATHS | typing fan-out deliveries/s | chat fan-out deliveries/s | "
+             "game night worst p99 ms | long-poll answers/s | KB per idle websocket | KB per idle SSE stream "
+             "| targets missed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for variant in results:
+        lines.append(f"| `{variant}` | " + " | ".join(cell(variant, *column) for column in columns)
+                     + f" | {missed(variant)} |")
+    return "\n".join(lines)
+
+
+SMOKE_NOTE = ("\n\n**A smoke run:** at this load the figures are noise (a few clients for a second or two, on a\n"
+              "shared machine); they show the harness works, not what a fast path buys. `make bench\n"
+              "BENCH_ARGS=--ablation` gives the figures that count.")
+
+
+def write_ablation(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
+    """Put the ablation's section into the report, keeping the rest of it."""
+    section = f"""
+## Ablation: each fast path alone off
+
+Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: this server
+(`hypercorn arcane:app`) with every fast path on, then each alone off (`ARCANE_FAST_PATHS=-name`,
+arcane/serving/), then all off. Load: {json.dumps({k: getattr(load, k) for k in (
+        "fan_clients", "fan_rooms", "fan_seconds", "night_players", "night_seconds", "poll_clients", "idle")})};
+one run of each, the variants taking turns. In brackets, the change against all on; `worse` marks a
+loss of 5% or more. Machine: {machine()}.{SMOKE_NOTE if load == SMOKE else ""}
+
+{ablation_table(results)}
+"""
+    previous = out.read_text() if out.exists() else "# Benchmarks\n"
+    if "\n## Ablation" in previous:
+        head, rest = previous.split("\n## Ablation", 1)
+        tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
+    elif "\n## Soak" in previous:
+        head, tail = previous[:previous.index("\n## Soak")], previous[previous.index("\n## Soak"):]
+    else:
+        head, tail = previous, ""
+    out.write_text(head.rstrip("\n") + "\n" + section + tail)
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -526,9 +656,11 @@ def versions() -> str:
 def write_report(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
     png = out.with_suffix(".png")
     chart(results, png)
-    # The "Soak" section is written by hand from `make soak` (bench/soak.py): keep it.
+    # The "Soak" section is written by hand from `make soak` (bench/soak.py), the "Ablation"
+    # one by `bench/run.py --ablation`: keep them.
     previous = out.read_text() if out.exists() else ""
-    soak = previous[previous.index("\n## Soak"):] if "\n## Soak" in previous else ""
+    kept = [previous.index(heading) for heading in ("\n## Ablation", "\n## Soak") if heading in previous]
+    soak = previous[min(kept):] if kept else ""
     out.write_text(f"""# Benchmarks
 
 Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every figure below
@@ -588,8 +720,19 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny load, to check the harness")
     parser.add_argument("--peers", default="bare,flask,node", help="comma-separated: bare, flask, node")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--ablation", action="store_true",
+                        help="only this server, with each fast path alone off; updates the report's Ablation section")
     args = parser.parse_args()
     load = SMOKE if args.smoke else Load()
+    if args.ablation:
+        command = "bench/run.py --ablation" + (" --smoke" if args.smoke else "")
+        ablation = run_ablation(load)
+        print(ablation_table(ablation))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_ablation(ablation, args.out, command, load)
+        args.out.with_name(args.out.stem + "-ablation.json").write_text(json.dumps(ablation, indent=1))
+        print(f"\nwrote the ablation into {args.out}", file=sys.stderr)
+        return
     peers = [p for p in args.peers.split(",") if p]
     command = "make bench" if not args.smoke else "bench/run.py --smoke"
     results = run(load, peers)

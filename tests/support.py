@@ -23,6 +23,7 @@ from arcane import create_app
 from arcane.runtime import Runtime
 from arcane.config import Settings
 from arcane.game.scenarios import ScenarioSource
+from arcane.serving import fastpaths
 
 ADDRESS_LIMITS_OFF: dict[str, Any] = {
     "create_rate_per_minute": 1e9, "create_burst": 10**9, "lookup_failures_per_minute": 1e9,
@@ -30,6 +31,15 @@ ADDRESS_LIMITS_OFF: dict[str, Any] = {
 }
 TEST_SECRET = "test-secret-" + "k" * 32  # at least the 32 bytes a server accepts
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# The fast paths the suite runs with (CI runs it once with them on, once with ARCANE_FAST_PATHS=off);
+# servers spawned as processes inherit the variable itself.
+FAST_PATHS = os.environ.get("ARCANE_FAST_PATHS", "on")
+
+
+def needs_fast_paths(*names: str) -> pytest.MarkDecorator:
+    """For a test of how a fast path works (not of what a client sees): skipped when it is off."""
+    off = sorted(set(names) - fastpaths.parse(FAST_PATHS))
+    return pytest.mark.skipif(bool(off), reason=f"ARCANE_FAST_PATHS={FAST_PATHS} turns off {', '.join(off)}")
 
 
 def require_tool(name: str) -> str:
@@ -57,7 +67,7 @@ def http_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base = Settings(
         database=tmp_path / "arcane.db", secret_key=TEST_SECRET, presence_grace=0.5,
-        scenario_timeout=2.0,
+        scenario_timeout=2.0, fast_paths=FAST_PATHS,
         # Every test client is 127.0.0.1: the per-address limits (games, seats, failed lookups,
         # connections) are raised here; tests/test_hostile_limits.py restores the defaults.
         **ADDRESS_LIMITS_OFF,

@@ -91,3 +91,26 @@ def test_the_steal_share_is_the_hypervisor_s_part_of_the_time_between_two_readin
     after = [400, 0, 150, 1400, 0, 0, 30, 120, 90, 0]  # 1,100 ticks spent, 80 of them stolen
     assert harness.steal_percent(before, after) == round(100 * 80 / 1100, 2)
     assert harness.steal_percent(before, before) == 0.0
+
+
+def test_the_ablation_table_shows_what_each_fast_path_alone_off_loses_and_keeps_the_report(tmp_path: Path) -> None:
+    harness = _harness()
+    night = {"transports": {"websocket": {"chat": {"p99_ms": 20}, "typing": {"p99_ms": 10}}}}
+    memory = {"kb_per_ws": 30.0, "kb_per_sse": 12.0}
+    on = {"fanout": _fan(1000), "chat": _fan(800), "gamenight": night, "polls": {"polls_per_s": 3000},
+          "memory": memory}
+    results = {"on": on, "-websocket_direct": on | {"fanout": _fan(600)},
+               "-slim_queues": on | {"memory": {"kb_per_ws": 44.0, "kb_per_sse": 12.0}},
+               "off": on | {"polls": {"failed": "the server did not start"}}}
+    table = harness.ablation_table(results).splitlines()
+    assert table[2] == "| `on` | 1,000 | 800 | 20 | 3,000 | 30.0 | 12.0 | none |"
+    assert table[3].startswith("| `-websocket_direct` | 600 (-40%, worse) | 800 (+0%) | 20 (+0%) |")
+    assert table[4].endswith("| 44.0 (+47%, worse) | 12.0 (+0%) | <= 40 KB/websocket |")
+    assert "failed: the server did not start" in table[5]
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nthe run\n\n## Soak\n\nby hand\n")
+    harness.write_ablation(results, out, "bench/run.py --ablation --smoke", harness.SMOKE)
+    harness.write_ablation(results, out, "bench/run.py --ablation --smoke", harness.SMOKE)  # replaced, not added
+    report = out.read_text()
+    assert report.count("## Ablation: each fast path alone off") == 1 and report.endswith("## Soak\n\nby hand\n")
+    assert report.startswith("# Benchmarks\n\nthe run\n") and "| `-websocket_direct` | 600 (-40%, worse)" in report

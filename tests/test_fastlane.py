@@ -1,4 +1,4 @@
-"""Long-polls read and answered beside h11 (arcane/fastlane.py), on a live server over raw sockets.
+"""Long-polls read and answered beside h11 (arcane/serving/h11.py), on a live server over raw sockets.
 
 Each test checks what a client sees on the wire, and which way the server took: the
 fast lane for a plain keep-alive poll, h11 for everything else on the same connection.
@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from arcane import fastlane
+from arcane.serving import h11 as fastlane
+from arcane.serving import wsproto
 from tests.gameplay import close_all, last_seq
 from tests.rawws import RawSocketIO
-from tests.support import LiveServer, Player, seat_party, serving, sockets_gone
+from tests.support import LiveServer, Player, needs_fast_paths, seat_party, serving, sockets_gone
 from tests.test_wire import read_response
 
 
@@ -69,6 +70,7 @@ async def answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any
     return status, headers, json.loads(body) if body else None
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_request_next(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -98,6 +100,7 @@ async def test_a_poll_is_answered_beside_h11_and_the_connection_serves_any_reque
                          f"/api/games/{ann.game_code}/poll?after=2&timeout=5".encode()]
 
 
+@needs_fast_paths('poll_lane')
 async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: Path, taken: list[bytes]) -> None:
     async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
@@ -124,6 +127,7 @@ async def test_polls_the_fast_lane_leaves_to_h11_get_the_same_answer(tmp_path: P
             assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -144,6 +148,7 @@ async def test_a_request_sent_while_a_poll_waits_is_answered_after_it_in_order(
         assert len(taken) == 3
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: Path, taken: list[bytes]) -> None:
     async with ann_at_table(tmp_path) as (server, ann):
         async with wire(server.port) as (reader, writer):
@@ -167,6 +172,7 @@ async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: 
             assert (await answer(reader))[0] == 200
 
 
+@needs_fast_paths('poll_lane')
 async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused_as_before(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -185,6 +191,7 @@ async def test_connection_close_is_honoured_and_a_request_h11_refuses_is_refused
         assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_through_h11(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -215,6 +222,7 @@ async def test_refusals_of_the_route_are_the_same_through_the_fast_lane_and_thro
         await bram.close()
 
 
+@needs_fast_paths('poll_lane')
 async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_timeout(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -227,6 +235,7 @@ async def test_a_connection_left_idle_after_a_poll_is_closed_at_the_keep_alive_t
         assert len(taken) == 1
 
 
+@needs_fast_paths('poll_lane')
 async def test_the_last_request_hypercorn_allows_on_a_connection_is_answered_and_the_connection_closed(
     tmp_path: Path, taken: list[bytes],
 ) -> None:
@@ -306,6 +315,7 @@ def actions_taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return seen
 
 
+@needs_fast_paths('poll_lane')
 async def test_an_action_post_is_answered_beside_h11_as_h11_answers_it(
     tmp_path: Path, actions_taken: list[bytes], taken: list[bytes],
 ) -> None:
@@ -355,6 +365,7 @@ async def test_an_action_post_is_answered_beside_h11_as_h11_answers_it(
         await close_all([ann, bram, spectator])
 
 
+@needs_fast_paths('poll_lane')
 async def test_an_action_post_honours_connection_close_and_leaves_the_gate_in_front(
     tmp_path: Path, actions_taken: list[bytes],
 ) -> None:
@@ -390,7 +401,7 @@ def test_only_whole_final_masked_text_or_binary_frames_are_read_beside_wsproto()
     text = client_frame('42["typing",{"is_typing":true}]'.encode())
     long_text = client_frame(("é" * 200).encode())  # a 16-bit length
     binary = client_frame(b"\x00\xff\x10", opcode=0x2)
-    assert fastlane.messages_of(text + long_text + binary, 1 << 20) == [
+    assert wsproto.messages_of(text + long_text + binary, 1 << 20) == [
         {"type": "websocket.receive", "bytes": None, "text": '42["typing",{"is_typing":true}]'},
         {"type": "websocket.receive", "bytes": None, "text": "é" * 200},
         {"type": "websocket.receive", "bytes": b"\x00\xff\x10", "text": None},
@@ -406,15 +417,15 @@ def test_only_whole_final_masked_text_or_binary_frames_are_read_beside_wsproto()
         bytes((0xC1,)) + client_frame(b"42")[1:],  # RSV1: an extension's frame
         unmasked, not_shortest,
     ]:
-        assert fastlane.messages_of(left_to_wsproto, 1 << 20) is None, left_to_wsproto
-    assert fastlane.messages_of(long_text, 399) is None  # over the size limit: wsproto closes with 1009
+        assert wsproto.messages_of(left_to_wsproto, 1 << 20) is None, left_to_wsproto
+    assert wsproto.messages_of(long_text, 399) is None  # over the size limit: wsproto closes with 1009
 
 
 @pytest.fixture
 def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many messages each read taken beside wsproto held."""
     seen: list[int] = []
-    messages_of = fastlane.messages_of
+    messages_of = wsproto.messages_of
 
     def spy(data: bytes, max_size: int) -> Any:
         messages = messages_of(data, max_size)
@@ -422,10 +433,11 @@ def read_beside(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             seen.append(len(messages))
         return messages
 
-    monkeypatch.setattr(fastlane, "messages_of", spy)
+    monkeypatch.setattr(wsproto, "messages_of", spy)
     return seen
 
 
+@needs_fast_paths('websocket_receive')
 async def test_a_websocket_client_s_messages_arrive_in_order_however_they_are_framed(
     tmp_path: Path, read_beside: list[int],
 ) -> None:

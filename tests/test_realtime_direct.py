@@ -10,10 +10,11 @@ from unittest.mock import ANY
 
 from engineio import packet as eio_packet
 
-from arcane.realtime.direct import SocketQueue, text_frame
+from arcane.realtime.frames import text_frame
+from arcane.serving.engineio import SocketQueue
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
-from tests.support import LiveServer, seat_party, serving, sockets_gone
+from tests.support import LiveServer, needs_fast_paths, seat_party, serving, sockets_gone
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000}
 
@@ -33,6 +34,7 @@ def logged_seqs(received: list[tuple[str, Any]]) -> list[int]:
     return [d["seq"] for e, d in received if isinstance(d, dict) and "seq" in d]
 
 
+@needs_fast_paths('websocket_direct')
 async def test_a_client_that_stops_reading_gets_everything_in_order_when_it_reads_again(tmp_path: Path) -> None:
     async with serving(tmp_path, **FLOOD) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
@@ -81,6 +83,7 @@ async def test_a_client_that_stops_reading_gets_everything_in_order_when_it_read
         await bram.close()
 
 
+@needs_fast_paths('websocket_direct')
 async def test_events_published_while_a_socket_upgrades_from_polling_arrive_once_in_order(tmp_path: Path) -> None:
     async with serving(tmp_path, **FLOOD) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
@@ -176,6 +179,7 @@ async def test_a_packet_skips_the_queue_only_when_nothing_is_ahead_of_it() -> No
     assert conn.frames == [frame["A"], frame["F"]] and queue.empty()
 
 
+@needs_fast_paths('websocket_direct')
 async def test_a_client_that_stops_reading_is_cut_past_the_stream_buffer_and_resumes(tmp_path: Path) -> None:
     async with serving(tmp_path, stream_buffer=50, **FLOOD) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
@@ -245,6 +249,7 @@ def spy_on_writes(queue: SocketQueue) -> list[bytes]:
     return writes
 
 
+@needs_fast_paths('websocket_direct')
 async def test_a_chat_and_its_ack_reach_the_sender_in_one_write_and_the_ack_once(tmp_path: Path) -> None:
     async with serving(tmp_path, **FLOOD) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
@@ -284,6 +289,7 @@ async def test_a_chat_and_its_ack_reach_the_sender_in_one_write_and_the_ack_once
         await bram.close()
 
 
+@needs_fast_paths('websocket_direct')
 async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_after_it(tmp_path: Path) -> None:
     async with serving(tmp_path, **FLOOD) as server:
         ann, = await seat_party(server, ["Ann"])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from arcane import slim
-from arcane.slim import SlimEvent, SlimQueue
-from tests.support import serving
+from arcane.queues import SlimEvent, SlimQueue
+from arcane.serving import hypercorn as slim
+from tests.support import needs_fast_paths, serving
 
 
 async def test_a_slim_queue_is_fifo_bounded_and_wakes_its_getters_and_putters() -> None:
@@ -88,6 +88,7 @@ async def _idle_after_one_request(port: int) -> tuple[asyncio.StreamReader, asyn
     return reader, writer
 
 
+@needs_fast_paths('keepalive_timer')
 async def test_a_keep_alive_connection_is_closed_at_hypercorns_timeout_by_one_timer_not_a_task(
     tmp_path: Path,
 ) -> None:

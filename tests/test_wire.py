@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from arcane.wire import ChunkWriter
-from tests.support import seat_party, serving
+from arcane.serving.h11 import ChunkWriter
+from tests.support import needs_fast_paths, seat_party, serving
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000, "stream_buffer": 100_000}
 
@@ -52,6 +52,7 @@ class RawSse:
         self.writer.close()
 
 
+@needs_fast_paths('sse_direct')
 async def test_a_slow_sse_reader_gets_every_event_in_order_whichever_way_each_chunk_went(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -115,15 +116,17 @@ async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
     return status, headers, body
 
 
+@needs_fast_paths('poll_answer')
 async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_next_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from arcane import fastlane, wire
+    from arcane.fallback import bare
+    from arcane.serving import h11
 
     # Polls the fast lane would take (tests/test_fastlane.py) go through hypercorn here.
-    monkeypatch.setattr(fastlane, "parse", lambda data: None)
+    monkeypatch.setattr(h11, "parse", lambda data: None)
     ways: list[bool] = []
-    respond = wire.respond
+    respond = bare.respond
 
     async def spy(send: object, *args: object) -> bool:
         written = await respond(send, *args)  # type: ignore[arg-type]
@@ -133,7 +136,7 @@ async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_ne
             ways.append(written)
         return written
 
-    monkeypatch.setattr(wire, "respond", spy)
+    monkeypatch.setattr(bare, "respond", spy)
     async with serving(tmp_path) as server:
         (ann,) = await seat_party(server, ["Ann"])
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.fallback import actions as http_actions
 from arcane.game.records import Identity, Member
 from arcane.identity import cookie_session
 from arcane.limits import retry_after_header
 from arcane.routes.common import bearer, seat_of
-from arcane.slim import SlimQueue
+from arcane.queues import SlimQueue
+from arcane.serving.h11 import respond
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -105,7 +105,7 @@ Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
 async def respond_json(send: Send, status: int, body: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
     data = body.encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
-    if await wire.respond(send, status, head, data):  # in one write, under hypercorn
+    if await respond(send, status, head, data):  # in one write, under hypercorn
         return
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
@@ -115,7 +115,7 @@ def on_disconnect(receive: Receive, gone: Callable[[], None]) -> Callable[[], No
     """Have `gone()` called when the client goes (hypercorn reports it to `receive`); returns
     the call that stops watching.
 
-    Under hypercorn, `receive` is our SlimQueue's `get` (arcane/slim.py): the watch is a
+    Under hypercorn, `receive` is our SlimQueue's `get` (arcane/serving/hypercorn.py): the watch is a
     callback on it, not a task per open stream. Elsewhere, a task waits on `receive`.
     """
     queue = getattr(receive, "__self__", None)

@@ -12,14 +12,14 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog, Feed
 from arcane.game.records import Identity, Member
-from arcane.wire import ChunkWriter
+from arcane.serving.h11 import ChunkWriter
+from arcane.serving.hypercorn import HIGH_WATER
 
 if TYPE_CHECKING:
     from arcane.runtime import Runtime
@@ -86,7 +86,7 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
             else:
                 # In pieces, each waiting for a slow client: a long replay never sits whole
                 # in the connection's buffer.
-                events, pieces = start.events, Backlog(len(start.events), wire.HIGH_WATER)
+                events, pieces = start.events, Backlog(len(start.events), HIGH_WATER)
                 while events:
                     piece = pieces.prefix(events, lambda e: len(frame(e)))
                     await _body(send, frames(piece))

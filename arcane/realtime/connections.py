@@ -14,8 +14,9 @@ from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import Backlog, CatchUp, Feed
 from arcane.game.records import Identity, Member
 from arcane.limits import Slot, session_key
-from arcane.realtime import direct
+from arcane.realtime.frames import event_frame
 from arcane.realtime.server import Reply
+from arcane.serving import engineio
 
 log = logging.getLogger(__name__)
 
@@ -123,24 +124,22 @@ class Delivery:
             asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
             return
         # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
-        if socket.queue.ws is not None:
-            socket.queue.ws.abort()
+        engineio.abort(socket)
         asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
 
     def _send_now(self, event: Event) -> bool:
         """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
         socket = self._socket
-        if not direct.socket_alive(self._sio.eio, socket):
+        if not engineio.socket_alive(self._sio.eio, socket):
             return False  # let Engine.IO's own send notice the dead client and close it
-        queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
-        unread = queue.ws.buffered() if queue.ws is not None else 0
-        if self._backlog.exceeded(events=queue.qsize() + 1, nbytes=unread):  # a client that stopped reading
+        unread = engineio.unread(socket)
+        if self._backlog.exceeded(events=engineio.queued(socket) + 1, nbytes=unread):  # a client that stopped reading
             self._fall_behind()
-        elif not self._with_reply(queue, event):
-            queue.put_message(event.socketio_packet(), direct.event_frame(event))
+        elif not self._with_reply(socket, event):
+            engineio.queue_event(socket, event.socketio_packet(), event_frame(event))
         return True
 
-    def _with_reply(self, queue: direct.SocketQueue, event: Event) -> bool:
+    def _with_reply(self, socket: Any, event: Event) -> bool:
         """The event and the ack it answers in one write, when the ack is ready and nothing
         is ahead of them: one segment for the client to read, where two would follow each
         other within a loop turn. Else the ack goes as usual when its handler returns."""
@@ -148,7 +147,7 @@ class Delivery:
         if reply is None or reply.event is not event:
             return False
         self._conn.reply = None
-        reply.sent = queue.write_now(direct.event_frame(event) + reply.frame)
+        reply.sent = engineio.write_now(socket, event_frame(event) + reply.frame)
         return reply.sent
 
     async def _run(self, first: CatchUp | None) -> None:

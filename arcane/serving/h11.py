@@ -1,4 +1,5 @@
-"""What a crowd repeats all night, read beside h11 and wsproto: long-polls and small websocket messages.
+"""hypercorn's HTTP/1.1 connections and h11's state: long-polls read beside h11, answers in one
+write, SSE chunks written straight to the transport.
 
 Every long-poller asks again as soon as it is answered: twice a second each at a game
 night, one request per typing notice and per chat line. Under hypercorn each of those
@@ -8,22 +9,24 @@ than half of a poll's cost, more than the poll's own work.
 
 So on a plain HTTP/1.1 keep-alive connection (hypercorn's `H11Protocol`, no TLS) that is
 between requests, a read that holds exactly one whole, bodiless `GET .../poll` request,
-in the plain form our clients send, is taken here: parsed in a few lines, handed to the
-same ASGI app with the same scope hypercorn would build, and answered with one write.
-h11 never sees it and stays between requests, so the next request on the connection,
-whatever it is, goes the usual way if it is not such a poll. Anything else (a partial
-read, two requests in one read, a body, an upgrade, an odd header, any other route)
-is left to h11 untouched. Hypercorn's own bookkeeping is kept: the keep-alive timer
+in the plain form our clients send, is taken here (`poll_lane`): parsed in a few lines,
+handed to the same ASGI app with the same scope hypercorn would build, and answered with
+one write. h11 never sees it and stays between requests, so the next request on the
+connection, whatever it is, goes the usual way if it is not such a poll. Anything else (a
+partial read, two requests in one read, a body, an upgrade, an odd header, any other
+route) is left to h11 untouched. Hypercorn's own bookkeeping is kept: the keep-alive timer
 stops while a poll is answered and starts again after, the count of requests per
 connection and per worker (`keep_alive_max_requests`, `max_requests`), `connection:
 close` and its closing, shutdown (`context.terminated`), the access log.
 
 The same holds for the hot actions' POSTs (`parse_action`: chat, typing, choices; the SSE and
 long-poll players' way to act, arcane/fallback/actions.py) when the whole request, its body of
-exactly Content-Length bytes included, is the read; and for websocket messages from clients
-(below `messages_of`).
+exactly Content-Length bytes included, is the read.
 
-This reaches into hypercorn 0.18 and wsproto 1.x (pinned in pyproject.toml), like arcane/wire.py.
+The same patch of `H11Protocol.handle` hands a websocket's small whole messages to
+arcane/serving/wsproto.py (`websocket_receive`).
+
+Fast paths here: `poll_lane`, `poll_answer` (`respond`), `sse_direct` (`ChunkWriter`).
 """
 
 from __future__ import annotations
@@ -31,18 +34,111 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from functools import cache, partial
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 from wsgiref.handlers import format_date_time
 
-from wsproto.connection import ConnectionState as WebsocketState
+from arcane.queues import SlimQueue
+from arcane.serving import hypercorn, wsproto
+from arcane.serving.fastpaths import PATHS, reach
+from arcane.serving.hypercorn import (ASGIHTTPState, Closed, Connection, HTTPStream, RawData, StreamClosed, Updated,
+                                      suppress_body)
 
-from arcane import wire
-from arcane.slim import SlimQueue, run_from_thread
-from arcane.wire import Closed, H11Protocol, H11WSConnection, RawData, Updated, h11
+h11: Any = reach("h11", paths=("poll_lane", "poll_answer", "sse_direct"))
+ChunkedWriter: Any = reach("h11._writers", "ChunkedWriter", paths=("sse_direct",))
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+_sse = PATHS["sse_direct"]
+_answer = PATHS["poll_answer"]
+_lane = PATHS["poll_lane"]
+_receive = PATHS["websocket_receive"]
+
+
+class ChunkWriter:
+    """A streamed HTTP/1.1 response's `send`, whose body chunks may skip hypercorn.
+
+    Once the headers are out, `write(data)` puts a whole chunk (`<size>CRLF<data>CRLF`;
+    h11 keeps no count of a chunked body) on the transport, when `Connection.clear()`;
+    otherwise it answers False and the caller sends the chunk through hypercorn as
+    before, which waits for a slow client. Calling the writer is hypercorn's `send`:
+    the end of the body goes that way, so h11 ends the response as usual.
+    """
+
+    __slots__ = ("_send", "_connection")
+
+    def __init__(self, send: Send, connection: Connection) -> None:
+        self._send = send
+        self._connection = connection
+
+    @classmethod
+    def over(cls, send: Send) -> Send:
+        """A ChunkWriter for `send` when its response is chunked over plain HTTP/1.1; else `send`."""
+        if not _sse.on:
+            return send
+        connection = hypercorn.connection_of(send, HTTPStream)
+        if connection is None or not isinstance(getattr(connection.protocol.connection, "_writer", None),
+                                                 ChunkedWriter):
+            return send
+        return cls(send, connection)
+
+    def write(self, data: bytes) -> bool:
+        connection = self._connection
+        if not data or connection.stream.state != ASGIHTTPState.RESPONSE or not connection.clear():
+            return False
+        connection.transport.write(b"%x\r\n%b\r\n" % (len(data), data))
+        _sse.used += 1
+        return True
+
+    def buffered(self) -> int:
+        """Bytes written to the connection that the client has not taken yet."""
+        return self._connection.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes and all (a client that stopped reading)."""
+        self._connection.transport.abort()
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        await self._send(message)
+
+
+async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    """A whole response (a long-poll's answer) written to the transport in one piece.
+
+    Hypercorn's own steps for it (`HTTPStream.app_send`, `H11Protocol.stream_send`) are
+    taken in one pass: h11 still frames the response and moves its state, hypercorn adds
+    its headers, logs the request and recycles the connection for the next one; only its
+    three separate writes, locks and drains become one write. Answers False, having sent
+    nothing, where that does not apply (not plain HTTP/1.1 under hypercorn, a response
+    already begun, something of hypercorn's waiting to be written): send as usual then.
+    """
+    if not _answer.on:
+        return False
+    connection = hypercorn.connection_of(send, HTTPStream)
+    if connection is None or not connection.clear():
+        return False
+    stream, protocol = connection.stream, connection.protocol
+    state = protocol.connection
+    if stream.closed or stream.state != ASGIHTTPState.REQUEST or state.our_state is not h11.SEND_RESPONSE:
+        return False
+    config = protocol.config
+    headers = [*headers, *config.response_headers("h11")]
+    if protocol.keep_alive_requests >= config.keep_alive_max_requests:
+        headers.append((b"connection", b"close"))
+    data = state.send(h11.Response(status_code=status, headers=headers))
+    if body and not suppress_body(stream.scope["method"], status):
+        data += state.send(h11.Data(data=body))
+    data += state.send(h11.EndOfMessage())
+    connection.transport.write(data)
+    stream.response = {"type": "http.response.start", "status": status, "headers": headers}
+    stream.state = ASGIHTTPState.CLOSED
+    await config.log.access(stream.scope, stream.response, time.time() - stream.start_time)
+    await stream.send(StreamClosed(stream_id=stream.stream_id))
+    _answer.used += 1
+    return True
+
 
 # The request line of a poll: only the route, in its plain form (hypercorn's parser takes
 # any other form, percent-escapes in the path included).
@@ -172,7 +268,7 @@ class Poll:
             loop = asyncio.get_running_loop()
             try:
                 await protocol.app(scope, self.inbox.get, self.send, partial(loop.run_in_executor, None),
-                                   partial(run_from_thread, loop))
+                                   partial(hypercorn.run_from_thread, loop))
             except Exception:
                 await config.log.exception("Error in ASGI Framework")
             if not self.answered and not self.disconnected:
@@ -229,7 +325,7 @@ class Poll:
             lines.append(b"connection: close")
         data = b"\r\n".join(lines) + b"\r\n\r\n" + body
         self.answered = True
-        connection = wire.connection_of_protocol(protocol)
+        connection = hypercorn.connection_of_protocol(protocol)
         if connection is not None and connection.clear():
             connection.transport.write(data)
         else:
@@ -262,42 +358,50 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def install() -> None:
-    """Have hypercorn's HTTP/1.1 connections hand their long-polls to `Poll`, and their
-    websockets' small whole messages to `_take_messages`."""
-    if H11Protocol is None or getattr(H11Protocol, "poll", False) is None:
+_handle: Any = None  # H11Protocol.handle, hypercorn's own
+
+
+def use_handle(polls: bool, messages: bool) -> None:
+    """Have hypercorn's HTTP/1.1 connections hand their long-polls to `Poll` (`poll_lane`),
+    and their websockets' small whole messages to arcane/serving/wsproto.py
+    (`websocket_receive`); with neither, hypercorn's own `handle` is back."""
+    global _handle
+    H11Protocol = hypercorn.H11Protocol
+    if H11Protocol is None:
         return
-    handle = H11Protocol.handle
+    if _handle is None:
+        _handle = H11Protocol.handle
+        H11Protocol.poll = None
+    H11Protocol.handle = _handle_with_polls if polls or messages else _handle
 
-    async def handle_with_polls(self: Any, event: Any) -> None:
-        poll: Poll | None = self.poll
-        if poll is not None:
-            if isinstance(event, Closed) or not event.data:  # closed, or the client's end of stream
-                poll.gone()
-                return
-            # Bytes sent while a poll is open (a pipelined request) wait for its answer:
-            # the reader pauses, as it does while h11 serves a request.
-            await asyncio.shield(poll.done)
-            if poll.disconnected or not poll.keep_alive:
-                return  # the connection is closing
-        if type(event) is RawData and type(self.connection) is H11WSConnection:
-            if await _take_messages(self, event.data):
-                return
-        elif type(event) is RawData and _between_requests(self):
-            request = parse(event.data) or parse_action(event.data)
-            if request is not None:
-                self.poll = poll = Poll(self, *request)
-                # What hypercorn does as a request arrives: no keep-alive timeout while it is
-                # served, and the connection's and the worker's counts of requests.
-                await self.send(Updated(idle=False))
-                self.keep_alive_requests += 1
-                await self.context.mark_request()
-                self.task_group.spawn(poll.run)
-                return
-        await handle(self, event)
 
-    H11Protocol.poll = None
-    H11Protocol.handle = handle_with_polls
+async def _handle_with_polls(self: Any, event: Any) -> None:
+    poll: Poll | None = self.poll
+    if poll is not None:
+        if isinstance(event, Closed) or not event.data:  # closed, or the client's end of stream
+            poll.gone()
+            return
+        # Bytes sent while a poll is open (a pipelined request) wait for its answer:
+        # the reader pauses, as it does while h11 serves a request.
+        await asyncio.shield(poll.done)
+        if poll.disconnected or not poll.keep_alive:
+            return  # the connection is closing
+    if type(event) is RawData and type(self.connection) is hypercorn.H11WSConnection:
+        if _receive.on and await wsproto.take_messages(self, event.data):
+            return
+    elif type(event) is RawData and _lane.on and _between_requests(self):
+        request = parse(event.data) or parse_action(event.data)
+        if request is not None:
+            _lane.used += 1
+            self.poll = poll = Poll(self, *request)
+            # What hypercorn does as a request arrives: no keep-alive timeout while it is
+            # served, and the connection's and the worker's counts of requests.
+            await self.send(Updated(idle=False))
+            self.keep_alive_requests += 1
+            await self.context.mark_request()
+            self.task_group.spawn(poll.run)
+            return
+    await _handle(self, event)
 
 
 def _between_requests(protocol: Any) -> bool:
@@ -307,74 +411,3 @@ def _between_requests(protocol: Any) -> bool:
             and connection.their_state is h11.IDLE and not connection.trailing_data[0])
 
 
-# -- websocket messages -----------------------------------------------------------------------
-#
-# Every chat line and typing notice a websocket client sends is one small masked frame.
-# wsproto parses each through a buffer, a generator, a frame and a message decoder, an
-# event object, then hypercorn's message buffer: several times the work of the message's
-# own handling. A read that is nothing but whole, final, unfragmented text or binary
-# frames, on a connection where neither wsproto nor hypercorn holds anything partial, is
-# read here and handed to the app as hypercorn would; anything else (a control frame, a
-# fragment, a partial frame, a frame over the size limit, text that is not UTF-8) goes to
-# wsproto untouched, which answers it as always (pong, close, 1009, 1007).
-
-
-def messages_of(data: bytes, max_size: int) -> list[dict[str, Any]] | None:
-    """The ASGI receive messages of `data` if it is only whole, final, masked, unextended
-    text or binary frames of at most `max_size` bytes each; else None."""
-    messages = []
-    at, end = 0, len(data)
-    while at < end:
-        if end - at < 6:
-            return None
-        first, second = data[at], data[at + 1]
-        if first not in (0x81, 0x82) or not second & 0x80:  # FIN, no RSV, text/binary; masked
-            return None
-        size = second & 0x7F
-        at += 2
-        if size == 126:
-            size = int.from_bytes(data[at:at + 2], "big")
-            at += 2
-            if size < 126:  # not the shortest form: wsproto refuses it
-                return None
-        elif size == 127:
-            return None
-        if size > max_size or end - at < 4 + size:
-            return None
-        mask, payload = data[at:at + 4], data[at + 4:at + 4 + size]
-        at += 4 + size
-        unmasked = (int.from_bytes(payload, "little") ^ int.from_bytes(mask * (size // 4 + 1), "little")
-                    & ((1 << 8 * size) - 1)).to_bytes(size, "little")
-        if first == 0x81:
-            try:
-                text = unmasked.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-            messages.append({"type": "websocket.receive", "bytes": None, "text": text})
-        else:
-            messages.append({"type": "websocket.receive", "bytes": unmasked, "text": None})
-    return messages
-
-
-async def _take_messages(protocol: Any, data: bytes) -> bool:
-    stream = protocol.stream
-    if not isinstance(stream, wire.WSStream) or stream.closed or protocol.connection.buffer:
-        return False
-    if stream.state != wire.ASGIWebsocketState.CONNECTED or stream.buffer.value is not None:
-        return False
-    websocket = stream.connection
-    try:
-        frames = websocket._proto
-        idle = (websocket.state is WebsocketState.OPEN and not websocket._events and not frames.extensions
-                and len(frames._frame_decoder.buffer) == 0 and frames._frame_decoder.header is None
-                and frames._message_decoder.opcode is None)
-    except AttributeError:  # another wsproto
-        return False
-    if not idle:
-        return False
-    messages = messages_of(data, stream.config.websocket_max_message_size)
-    if messages is None:
-        return False
-    for message in messages:
-        await stream.app_put(message)
-    return True

@@ -1,10 +1,12 @@
-"""Engine.IO over websocket, with message frames written straight to the connection.
+"""python-engineio 4.x's private pieces: its websocket driver table, its per-socket queue, its
+socket's writer and read loop, and its server's `disconnect`.
 
 Engine.IO queues every outgoing packet and wakes a writer task per socket, which hands
 each packet to hypercorn's ASGI `send`, then wsproto, then a lock and a drain. For one
 small frame that path costs more than everything else a delivery does. A frame from
 server to client is not masked, so the same bytes serve every recipient of an event:
-here they are written to the socket's transport at once, when that keeps order.
+here they are written to the socket's transport at once, when that keeps order
+(`websocket_direct`).
 
 Order is kept by one rule: a packet may skip Engine.IO's queue only when nothing is
 ahead of it, i.e. the queue is empty, the writer holds no packet it has taken, and no
@@ -13,63 +15,45 @@ is written whole by one `transport.write` call, so frames never interleave with 
 control frames hypercorn writes itself. Only MESSAGE packets skip the queue: Engine.IO's
 writer must still see its pings, or it times out and closes the socket.
 
-This reaches into hypercorn's websocket stream (arcane/wire.py) and Engine.IO's socket
-queue (both pinned in pyproject.toml). Anywhere the pieces are not what is expected (another
-server, HTTP/2, TLS), `DirectWebSocket` behaves exactly like Engine.IO's own driver.
+Incoming messages are read in one loop per socket (`websocket_loop`), where Engine.IO
+makes a task and a `wait_for` for each.
+
+Anywhere the pieces are not what is expected (another server, HTTP/2, TLS),
+`DirectWebSocket` behaves exactly like Engine.IO's own driver; with both fast paths off
+it is not installed at all. The helpers at the end (`queue_event`, `write_now`,
+`unread`, `abort`, `close_now`) serve the connections whichever queue a socket has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from typing import Any
 
-from engineio import exceptions as eio_exceptions
-from engineio import packet as eio_packet
-from engineio.async_drivers import asgi as eio_asgi
-from wsproto.connection import ConnectionState
+import engineio  # type: ignore[import-untyped]
 
-from arcane.events import Event
-from arcane.slim import SlimQueue
-from arcane.wire import ASGIWebsocketState, Connection, WSStream, connection_of
+from arcane.queues import SlimQueue
+from arcane.realtime.frames import frame_of
+from arcane.serving import hypercorn
+from arcane.serving.fastpaths import PATHS, reach
+from arcane.serving.wsproto import WebsocketState
 
-log = logging.getLogger(__name__)
+_DRIVER = ("websocket_direct", "websocket_loop")
+eio_packet: Any = reach("engineio.packet", paths=_DRIVER)
+eio_exceptions: Any = reach("engineio.exceptions", paths=_DRIVER)
+eio_asgi: Any = reach("engineio.async_drivers.asgi", paths=_DRIVER)
+
+log = logging.getLogger("arcane.realtime.direct")  # the name it logged under before the move
 # Packets the server cannot read that a connection may send before it is closed; each
 # one is a single short log line, never a traceback.
 MALFORMED_LIMIT = 5
+_direct = PATHS["websocket_direct"]
+_loop = PATHS["websocket_loop"]
 
 
-def text_frame(payload: bytes) -> bytes:
-    """A final, unmasked websocket text frame (RFC 6455 section 5.2)."""
-    return _header(0x81, len(payload)) + payload
-
-
-def binary_frame(payload: bytes) -> bytes:
-    return _header(0x82, len(payload)) + payload
-
-
-def _header(first: int, size: int) -> bytes:
-    if size < 126:
-        return bytes((first, size))
-    if size < 1 << 16:
-        return struct.pack("!BBH", first, 126, size)
-    return struct.pack("!BBQ", first, 127, size)
-
-
-def frame_of(encoded: str | bytes) -> bytes:
-    """The frame Engine.IO's driver would send for an encoded packet: text, or binary for bytes."""
-    return binary_frame(encoded) if isinstance(encoded, bytes) else text_frame(encoded.encode())
-
-
-def packet_frame(pkt: eio_packet.Packet) -> bytes:
+def packet_frame(pkt: Any) -> bytes:
     return frame_of(pkt.encode())
-
-
-def event_frame(event: Event) -> bytes:
-    """The frame of the Engine.IO MESSAGE carrying `event.socketio_packet()`, made once per event."""
-    return event.cached("frame", lambda: text_frame(("4" + event.socketio_packet()).encode()))  # type: ignore[no-any-return]
 
 
 class SocketQueue(SlimQueue):
@@ -112,13 +96,13 @@ class SocketQueue(SlimQueue):
         return self.taken == 0 and self.empty()
 
 
-class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
+class DirectWebSocket(eio_asgi.WebSocket if eio_asgi is not None else object):  # type: ignore[misc]
     """Engine.IO's ASGI websocket driver, plus a direct write to hypercorn's transport."""
 
     def __init__(self, handler: Any, server: Any) -> None:
         super().__init__(handler, server)
-        self.socket = getattr(handler, "__self__", None)
-        self._connection: Connection | None = None  # hypercorn's, when it is what we expect
+        self.socket: Any = getattr(handler, "__self__", None)
+        self._connection: hypercorn.Connection | None = None  # hypercorn's, when it is what we expect
         self._slow = 0  # writes waiting on a slow client's drain
 
     async def __call__(self, environ: dict[str, Any]) -> str:
@@ -127,10 +111,10 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         await self.asgi_send({"type": "websocket.accept"})
         queue = getattr(self.socket, "queue", None)
         if isinstance(queue, SocketQueue):
-            self._connection = connection_of(self.asgi_send, WSStream)
+            self._connection = hypercorn.connection_of(self.asgi_send, hypercorn.WSStream)
             queue.ws = self
         try:
-            if isinstance(queue, SocketQueue) and not self.socket.connected:
+            if _loop.on and self.socket is not None and not self.socket.connected:
                 await websocket_session(self.socket, self)
             else:  # an upgrade from long-polling: Engine.IO's own handshake and loop
                 await self.handler(self)
@@ -149,10 +133,11 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         if connection is None or self._slow or not self.upgraded() or not connection.clear():
             return False
         stream = connection.stream
-        if (stream.closed or stream.state != ASGIWebsocketState.CONNECTED
-                or stream.connection.state != ConnectionState.OPEN):
+        if (stream.closed or stream.state != hypercorn.ASGIWebsocketState.CONNECTED
+                or stream.connection.state != WebsocketState.OPEN):
             return False
         connection.transport.write(frame)
+        _direct.used += 1
         return True
 
     def buffered(self) -> int:
@@ -169,7 +154,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         queue = self.socket.queue if self.socket is not None else None
         if isinstance(queue, SocketQueue) and queue.taken:
             queue.taken -= 1
-        if self.write(frame_of(message)):
+        if self._connection is not None and self.write(frame_of(message)):
             return
         self._slow += 1
         try:
@@ -204,6 +189,7 @@ async def websocket_session(socket: Any, ws: DirectWebSocket) -> None:
             deadline.reschedule(None)
             if data is None or (data and len(data) > server.max_http_buffer_size):
                 break
+            _loop.used += 1
             try:
                 pkt = eio_packet.Packet(encoded_packet=data)
             except Exception:  # not Engine.IO: Engine.IO's loop ends on it too, here without a traceback
@@ -248,10 +234,33 @@ async def _writer(socket: Any, ws: DirectWebSocket) -> None:
 
 
 def install(eio: Any) -> None:
-    """Give an Engine.IO server the direct driver (in a copy of its driver table) and queues."""
-    eio._async = dict(eio._async, websocket=DirectWebSocket)
-    eio.create_queue = SocketQueue
+    """Give an Engine.IO server the direct driver (in a copy of its driver table) and queues,
+    as far as `websocket_direct` and `websocket_loop` are on."""
+    if _direct.on or _loop.on:
+        eio._async = dict(eio._async, websocket=DirectWebSocket)
+    if _direct.on:
+        eio.create_queue = SocketQueue
 
+
+class Server(engineio.AsyncServer):  # type: ignore[misc]
+    """Engine.IO, whose `disconnect(sid)` does not wait for the socket's queue to drain.
+
+    Engine.IO calls it when a polling request fails (a body too large, an unknown packet),
+    from inside that request: on a polling socket only the client's next GET drains the
+    queue, so the request waited for ever (docs/upstream/engineio-oversized-post.md).
+    """
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        if sid is None:
+            await super().disconnect()
+            return
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+            self.sockets.pop(sid, None)
+
+
+# -- a socket's queue, whichever it is ----------------------------------------------------------
 
 def socket_alive(eio: Any, socket: Any) -> bool:
     """The check Engine.IO's own `send` makes: open, and the client answered its last ping."""
@@ -259,3 +268,50 @@ def socket_alive(eio: Any, socket: Any) -> bool:
         return False
     last_ping = socket.last_ping
     return not (last_ping and time.time() - last_ping > eio.ping_timeout)
+
+
+def queue_event(socket: Any, socketio_packet: str, frame: bytes) -> None:
+    """Engine.IO's `send` of one of our events without awaiting it (its queue is unbounded);
+    `frame` is the event's websocket frame, shared by all recipients."""
+    queue = socket.queue
+    if isinstance(queue, SocketQueue):
+        queue.put_message(socketio_packet, frame)
+    else:
+        queue.put_nowait(engineio.packet.Packet(engineio.packet.MESSAGE, data=socketio_packet))
+
+
+def write_now(socket: Any, frames: bytes) -> bool:
+    """Whole frames written at once if nothing is ahead of them; else False, and nothing is queued."""
+    queue = socket.queue
+    return isinstance(queue, SocketQueue) and queue.write_now(frames)
+
+
+def queued(socket: Any) -> int:
+    """Packets waiting in the socket's queue."""
+    count: int = socket.queue.qsize()
+    return count
+
+
+def unread(socket: Any) -> int:
+    """Bytes written to the socket's connection that its client has not taken yet (0 when unknown)."""
+    ws = getattr(socket.queue, "ws", None)
+    return ws.buffered() if isinstance(ws, DirectWebSocket) else 0
+
+
+def abort(socket: Any) -> bool:
+    """Drop the socket's connection now, if it is one we can reach; answers whether it was."""
+    ws = getattr(socket.queue, "ws", None)
+    if isinstance(ws, DirectWebSocket):
+        ws.abort()
+        return True
+    return False
+
+
+async def close_now(eio: Any, eio_sid: str) -> None:
+    """Close an Engine.IO socket without waiting on its client (Engine.IO's own
+    `disconnect` waits for its queue to drain, which a hostile client never does)."""
+    socket = eio.sockets.get(eio_sid)
+    if socket is None:
+        return
+    aborted = abort(socket)
+    await socket.close(wait=False, abort=aborted, reason=eio.reason.SERVER_DISCONNECT)
