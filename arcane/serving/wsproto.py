@@ -78,7 +78,10 @@ async def take_messages(protocol: Any, data: bytes) -> bool:
     messages = messages_of(data, stream.config.websocket_max_message_size)
     if messages is None:
         return False
+    app_put = stream.app_put
+    if app_put is None:  # not yet handed to the app
+        return False
     _receive.used += len(messages)
     for message in messages:
-        await stream.app_put(message)
+        await app_put(message)
     return True
