@@ -8,7 +8,7 @@ its owner resumes from its cursor instead of the server buffering without end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
@@ -112,13 +112,6 @@ class Subscription:
             self._items = None
         return items
 
-    def __aiter__(self) -> AsyncIterator[Item]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Item]:
-        while (item := await self.get()) is not None:
-            yield item
-
 
 def _weight(item: Item) -> int:
     """What an item adds to an owner's byte backlog: its payload (encoded once per event)."""
@@ -154,11 +147,6 @@ class Bus:
         sub = Subscription(self, game_code, maxsize)
         self._by_game.setdefault(game_code, set()).add(sub)
         return sub
-
-    def subscriber_count(self, game_code: str | None = None) -> int:
-        if game_code is None:
-            return sum(len(subs) for subs in self._by_game.values())
-        return len(self._by_game.get(game_code, ()))
 
     def _remove(self, sub: Subscription) -> None:
         subs = self._by_game.get(sub.game_code)

@@ -112,10 +112,6 @@ class Feed:
         self.seat_closed = False
 
     @property
-    def overflowed(self) -> bool:
-        return self._sub.overflowed
-
-    @property
     def closed(self) -> bool:
         return self._sub.closed
 

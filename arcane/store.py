@@ -765,33 +765,6 @@ class Store:
         ]
         return floor, last, events
 
-    async def log_bounds(self, game_code: str) -> tuple[int, int] | None:
-        """(floor, last_seq): events with floor < seq <= last_seq are in the log."""
-        row = await self.fetchone(
-            "SELECT log_floor, last_seq FROM games WHERE code = ?", (game_code,)
-        )
-        return None if row is None else (row[0], row[1])
-
-    async def events_after(
-        self, game_code: str, after: int, viewer: str | None, *, upto: int | None = None
-    ) -> list[Event]:
-        """The events `viewer` may see with after < seq (<= upto), in seq order."""
-        own = ROOM if viewer is None else player_audience(viewer)
-        sql = (
-            "SELECT seq, event, audience, payload, created_at FROM events"
-            " WHERE game_code = ? AND seq > ? AND audience IN (?, ?)"
-        )
-        params: list[Any] = [game_code, after, ROOM, own]
-        if upto is not None:
-            sql += " AND seq <= ?"
-            params.append(upto)
-        sql += " ORDER BY seq"
-        rows = await self.fetchall(sql, params)
-        return [
-            Event(game_code, r["event"], jsoncodec.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
-            for r in rows
-        ]
-
 
 class KeyedReads(Generic[K, V]):
     """Reads by key that arrive together share one trip to the reader.

@@ -9,6 +9,7 @@ import httpx
 
 from tests.streams import SseFollower, SseStream, play_scripted_game, sse_for, visible_log
 from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving
+from tests.logs import subscribers
 
 
 async def close_all(*things: Player | SseStream) -> None:
@@ -204,15 +205,15 @@ async def _two_hundred_streams(server: LiveServer) -> None:
     visits = [asyncio.create_task(visit(o, release)) for o in opened]
     try:
         await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 20)
-        assert bus.subscriber_count(ann.game_code) == 200
+        assert subscribers(bus, ann.game_code) == 200
         assert ann.player_id in await server.runtime.presence.online(ann.game_code)
         release.set()
         await asyncio.gather(*visits)
         for _ in range(200):
-            if bus.subscriber_count() == 0:
+            if subscribers(bus) == 0:
                 break
             await asyncio.sleep(0.02)
-        assert bus.subscriber_count() == 0
+        assert subscribers(bus) == 0
         await asyncio.sleep(server.settings.presence_grace + 0.3)
         assert ann.player_id not in await server.runtime.presence.online(ann.game_code)
     finally:
@@ -328,7 +329,7 @@ async def test_a_stream_that_falls_behind_is_closed_and_resumes_from_its_cursor(
             truth = await visible_log(server, party[0])
             await follower.wait_for(lambda: follower.logged() == truth, timeout=15)
             assert follower.connections > 1
-            assert server.runtime.bus.subscriber_count(party[0].game_code) <= 1
+            assert subscribers(server.runtime.bus, party[0].game_code) <= 1
         finally:
             await follower.stop()
             await close_all(*party)
@@ -343,6 +344,6 @@ async def test_shutdown_ends_every_open_stream(server: LiveServer) -> None:
         server.runtime.begin_shutdown()
         for stream in streams:
             await asyncio.wait_for(stream.ended.wait(), 5)
-        assert server.runtime.bus.subscriber_count() == 0
+        assert subscribers(server.runtime.bus) == 0
     finally:
         await close_all(*streams, ann, bob)

@@ -14,6 +14,7 @@ from arcane.realtime.direct import SocketQueue, text_frame
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.support import LiveServer, seat_party, serving, sockets_gone
+from tests.logs import log_bounds
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000}
 
@@ -297,7 +298,7 @@ async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_aft
         try:
             ack_id = await raw.call("chat_message", {"text": "behind"})
             for _ in range(500):
-                if (await server.runtime.store.log_bounds(ann.game_code) or (0, 0))[1] > joined["seq"]:
+                if (await log_bounds(server.runtime.store, ann.game_code) or (0, 0))[1] > joined["seq"]:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the handler has returned; its ack waits too
