@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from arcane.encoding import PAYLOAD
 from arcane.events import Event
 from arcane.recent import RecentEvents
 from arcane.slim import SlimQueue
@@ -115,7 +116,7 @@ class Subscription:
 
 def _weight(item: Item) -> int:
     """What an item adds to an owner's byte backlog: its payload (encoded once per event)."""
-    return len(item.data_json()) if isinstance(item, Event) else 0
+    return len(PAYLOAD(item)) if isinstance(item, Event) else 0
 
 
 class Bus:

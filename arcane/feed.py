@@ -8,7 +8,7 @@ catch-up runs is neither lost nor sent twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +16,12 @@ from arcane.bus import Bus, Item, Resync, Subscription
 from arcane.config import Settings
 from arcane.events import SEAT_CLOSED, Event
 from arcane.game.records import Identity
-from arcane.game.service import GameService
 from arcane.recent import RecentEvents
 from arcane.store import Store
+
+# The caller's whole view of the game (GameService.view), with its `seq`: what a client
+# that cannot be caught up from the log gets instead, as `reconnect_sync`.
+Snapshot = Callable[[Identity], Awaitable[dict[str, Any]]]
 
 # A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
 # one past it would overflow the log's query. Every transport refuses such a cursor.
@@ -69,7 +72,7 @@ class CatchUp:
         return Event(game_code, "reconnect_sync", self.sync | {"recovered": False})
 
 
-async def catch_up(store: Store, service: GameService, ident: Identity, after: int | None,
+async def catch_up(store: Store, snapshot: Snapshot, ident: Identity, after: int | None,
                    recent: RecentEvents | None = None) -> CatchUp:
     """Every visible event after `after`, provably complete, or the caller's view instead.
 
@@ -82,10 +85,10 @@ async def catch_up(store: Store, service: GameService, ident: Identity, after: i
             return CatchUp(True, last, events, None)
         found = await store.log_since(ident.game_code, after, ident.player_id)
         if found is not None:
-            _, last, events = found
-            if events is not None and after <= last:
-                return CatchUp(True, last, events, None)
-    view = await service.view(ident)
+            _, last, logged = found
+            if logged is not None and after <= last:
+                return CatchUp(True, last, logged, None)
+    view = await snapshot(ident)
     return CatchUp(False, view["seq"], [], view)
 
 
@@ -101,23 +104,23 @@ class Feed:
     event a feed gives: it closes the feed, and `seat_closed` tells its owner why.
     """
 
-    def __init__(self, bus: Bus, ident: Identity, *, maxsize: int = 1000) -> None:
+    def __init__(self, bus: Bus, ident: Identity, *, store: Store, snapshot: Snapshot,
+                 maxsize: int = 1000) -> None:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
         self._recent = bus.recent
         self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
-        self._store: Store | None = None
-        self._service: GameService | None = None
+        self._store = store
+        self._snapshot = snapshot
         self.seat_closed = False
 
     @property
     def closed(self) -> bool:
         return self._sub.closed
 
-    async def start(self, store: Store, service: GameService, after: int | None) -> CatchUp:
-        self._store, self._service = store, service
-        result = await catch_up(store, service, self.ident, after, self._recent)
+    async def start(self, after: int | None) -> CatchUp:
+        result = await catch_up(self._store, self._snapshot, self.ident, after, self._recent)
         self.cursor = result.seq
         if result.recovered:
             result = CatchUp(True, result.seq, self._until_closed(result.events), None)
@@ -205,11 +208,8 @@ class Feed:
 
     async def _fill(self, upto: int | None) -> None:
         """Read what the bus did not bring, up to `upto` (None: the end of the log)."""
-        store, service = self._store, self._service
-        if store is None or service is None:
-            return
         code = self.ident.game_code
-        found = await store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
+        found = await self._store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
         if found is None:
             return
         _, last, missed = found
@@ -218,7 +218,7 @@ class Feed:
             return
         if missed is None:
             # What was missed is no longer in the log: a snapshot, as on a stale reconnect.
-            view = await service.view(self.ident)
+            view = await self._snapshot(self.ident)
             self._ready.append(Event(code, "reconnect_sync", view | {"recovered": False}))
             self.cursor = view["seq"]
             return

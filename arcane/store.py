@@ -259,16 +259,16 @@ class Writes:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
 
-    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str]],
+    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str, int | None]],
                  bounds: Mapping[str, tuple[int, int]] | None = None) -> list[Event]:
-        """Append (game_code, name, payload, audience) entries to their games' logs, in order,
-        in three statements however many there are; prunes past retention as `log` does.
+        """Append (game_code, name, payload, audience, cause) entries to their games' logs, in
+        order, in three statements however many there are; prunes past retention as `log` does.
 
         `bounds` may give each game's (last_seq, log_floor) as read in this transaction, by a
         statement the caller makes anyway: one statement fewer."""
         if not entries:
             return []
-        games = {game_code for game_code, _, _, _ in entries}
+        games = {entry[0] for entry in entries}
         if bounds is None:
             row = self._db.execute(
                 "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
@@ -279,9 +279,9 @@ class Writes:
         now = time.time()
         last = {code: seq for code, (seq, _) in bounds.items()}
         events, rows = [], []
-        for game_code, name, payload, audience in entries:
+        for game_code, name, payload, audience, cause in entries:
             last[game_code] += 1
-            event = Event(game_code, name, payload, audience, last[game_code], now)
+            event = Event(game_code, name, payload, audience, last[game_code], now, cause=cause)
             events.append(event)
             rows.append((game_code, event.seq, name, audience, jsoncodec.dumps(payload)))
         self._db.execute(
@@ -305,7 +305,6 @@ class Job(NamedTuple):
     action: Callable[..., list[Any]]
     item: Any
     future: asyncio.Future[Any]
-    answer: Callable[[Any], None] | None
 
 
 def _run_batches(db: sqlite3.Connection, jobs: list[Job], begin: bool,
@@ -544,8 +543,7 @@ class Store:
             assert batch is not None
             await _uninterrupted(batch.committed)
 
-    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any,
-                  *, answer: Callable[[Any], None] | None = None) -> Any:
+    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any) -> Any:
         """One item of a batched action, run on the writer's thread: `action(writes, items)`.
 
         For the hot, simple actions (chat). Items queued while the writer is busy go to
@@ -555,14 +553,11 @@ class Store:
         `transaction()` actions if one is open) and its COMMIT: one fsync and one handoff
         for all. Each returns only after that COMMIT; events are published in seq order.
         If `action` itself raises, its whole call rolls back and every item gets the error.
-        `answer(result)`, if given, is called the moment a result that is not an exception
-        is known, before the batch's events are published: what the caller will send with
-        them can be made ready.
         """
         if self._writer is None:
             raise RuntimeError("store is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append(Job(action, item, future, answer))
+        self._queued.append(Job(action, item, future))
         if self._runner is None:
             self._runner = asyncio.ensure_future(self._run_queued())
         # A caller cancelled before its trip begins is dropped from it; once begun, its item
@@ -608,16 +603,10 @@ class Store:
             trip = self._start_trip() if self._queued and self._waiting == 0 else None
             if trip is not None:
                 await asyncio.sleep(0)  # the next trip's first step hands its jobs to the thread
-            # The callers first: they run only after this step, which publishes; their
-            # `answer`s now, so what they send can go out with the events.
+            # The callers' results first; they run only after this step, which publishes.
             for job, result in zip(jobs, results):
                 if not job.future.done():
                     job.future.set_result(result)
-                    if job.answer is not None and not isinstance(result, Exception):
-                        try:
-                            job.answer(result)
-                        except Exception:  # it only makes ready early what the caller sends anyway
-                            log.exception("a caller's answer to its result failed")
             if batch.events or events:
                 self.on_commit(batch.events + events)
 

@@ -401,13 +401,13 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
 def _lines(db: arcane.store.Writes, items: list[int]) -> list[Any]:
     """A batched action: refuses multiples of 7 without writing, logs the rest in one go."""
     answers: list[Any] = [ValueError(f"{n} is refused") if n % 7 == 0 else None for n in items]
-    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room")
+    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room", n)
                                for n, a in zip(items, answers) if a is None]))
     return [a if a is not None else next(logged) for a in answers]
 
 
 def _broken(db: arcane.store.Writes, items: list[int]) -> list[Any]:
-    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room") for n in items])
+    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room", None) for n in items])
     raise RuntimeError("the ink runs")
 
 
@@ -448,33 +448,17 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         await store.close()
 
 
-async def test_an_answer_comes_before_its_event_is_published_and_one_that_fails_harms_nobody(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_event_carries_the_request_that_caused_it_to_its_subscribers_not_into_the_log(
+        tmp_path: Path) -> None:
     store, recorder = await open_store(tmp_path / "codex.db")
     try:
         await new_game(store)
         recorder.published.clear()
-        answered: dict[int, tuple[int, int]] = {}  # n -> (its seq, how many events were published then)
-
-        def answer(n: int) -> Any:
-            def noted(event: Event) -> None:
-                if n == 3:
-                    raise RuntimeError("the quill snaps")
-                answered[n] = (event.seq, len(recorder.published))
-            return noted
-
-        results = await asyncio.gather(*(store.run(_lines, n, answer=answer(n)) for n in range(1, 9)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(store.run(_lines, n) for n in range(1, 9)), return_exceptions=True)
         events = dict(zip(range(1, 9), results))
-        assert isinstance(events.pop(7), ValueError)  # refused: nothing to answer
-        assert all(isinstance(e, Event) for e in events.values()), results
-        assert sorted(answered) == [1, 2, 4, 5, 6, 8]
-        published = [e.seq for e in recorder.published]
-        assert published == sorted(e.seq for e in events.values())  # n == 3 was published all the same
-        for n, (seq, published_then) in answered.items():
-            assert seq == events[n].seq
-            assert published_then <= published.index(seq)  # answered before its batch went out
-        assert "answer to its result failed" in caplog.text
+        assert isinstance(events.pop(7), ValueError)  # refused: nothing logged, nothing published
+        assert {e.cause for e in recorder.published} == set(events) == {e.cause for e in events.values()}
+        assert {e.cause for e in await events_after(store, "ABC123", 1, None)} == {None}
         await still_writes(store, recorder)
     finally:
         await store.close()

@@ -271,13 +271,13 @@ async def test_a_poller_that_goes_while_waiting_releases_its_feed_at_once(server
     poller = Poller(ann, timeout=30)
     await poller.poll()  # the snapshot; the next poll waits
 
-    async def subscribers(count: int) -> None:
+    async def subscribed(count: int) -> None:
         while subscribers(bus, ann.game_code) != count:
             await asyncio.sleep(0.02)
 
     waiting = asyncio.create_task(poller.poll())
-    await asyncio.wait_for(subscribers(1), 5)
+    await asyncio.wait_for(subscribed(1), 5)
     waiting.cancel()
     await poller.client.aclose()  # the client is gone, 30 s before its poll would end
-    await asyncio.wait_for(subscribers(0), 2)
+    await asyncio.wait_for(subscribed(0), 2)
     await ann.close()

@@ -11,8 +11,8 @@ from tests.support import LiveServer, seat_party
 async def test_a_gap_in_the_bus_is_filled_from_the_log_in_order(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     rt = server.runtime
-    feed = Feed(rt.bus, _ident(bram))
-    start = await feed.start(rt.store, rt.service, None)
+    feed = Feed(rt.bus, _ident(bram), store=rt.store, snapshot=rt.service.view)
+    start = await feed.start(None)
     publish = rt.store.on_commit
     dropped: list[Event] = []
     rt.store.on_commit = dropped.extend  # the bus never hears of these two
@@ -35,8 +35,8 @@ async def test_a_gap_in_the_bus_is_filled_from_the_log_in_order(server: LiveServ
 async def test_a_resync_reads_what_the_bus_missed(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     rt = server.runtime
-    feed = Feed(rt.bus, _ident(bram))
-    await feed.start(rt.store, rt.service, None)
+    feed = Feed(rt.bus, _ident(bram), store=rt.store, snapshot=rt.service.view)
+    await feed.start(None)
     publish = rt.store.on_commit
     rt.store.on_commit = lambda events: None
     try:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from arcane.feed import CURSOR_MAX, Feed
 from arcane.game.records import Identity
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import Services
 
 
 class Following:
@@ -22,9 +18,10 @@ class Following:
 
     __slots__ = ("_rt", "_feed")
 
-    def __init__(self, rt: Runtime, ident: Identity) -> None:
+    def __init__(self, rt: Services, ident: Identity) -> None:
         self._rt = rt
-        self._feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
+        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view,
+                          maxsize=rt.settings.stream_buffer)
 
     async def __aenter__(self) -> Feed:
         if self._rt.closing.is_set():

@@ -11,7 +11,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from arcane import jsoncodec
 from arcane.config import Settings
@@ -21,9 +20,7 @@ from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, 
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import PAYLOAD, Encoder, Services
 
 # A poller is online while it comes back within two of its timeouts; a timeout of
 # 0 (short polling) still gets 2 * LEASE_FLOOR seconds to return.
@@ -40,12 +37,19 @@ class Item:
     event: Event
 
     def to_json(self) -> str:
-        # The payload is encoded once per event (data_json), however many pollers wait on it.
-        return (f'{{"seq":{jsoncodec.dumps(self.seq)},"event":{jsoncodec.dumps(self.event.name)},'
-                f'"data":{self.event.data_json()}}}')
+        # Encoded once per event, however many pollers wait on it; a snapshot is one poller's.
+        return ENTRY(self.event) if self.seq == self.event.seq else _entry(self.seq, self.event)
 
 
-async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+def _entry(seq: int | None, event: Event) -> str:
+    return f'{{"seq":{jsoncodec.dumps(seq)},"event":{jsoncodec.dumps(event.name)},"data":{PAYLOAD(event)}}}'
+
+
+# An event as an entry of a poll answer's `events`.
+ENTRY: Encoder[str] = Encoder("long-poll", lambda event: _entry(event.seq, event))
+
+
+async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
     await rt.limits.read(ident)
     after = after_param(request.arg("after"))
@@ -58,7 +62,7 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
         slot.release()
 
 
-async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | None, timeout: float,
+async def _answer(rt: Services, ident: Identity, member: Member, after: int | None, timeout: float,
                   client: str, receive: Receive, send: Send) -> None:
     lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
@@ -67,7 +71,7 @@ async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | Non
         rt.presence.touch(ident.game_code, ident.player_id, member.name,
                           conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
     async with Following(rt, ident) as feed:
-        start = await feed.start(rt.store, rt.service, after)
+        start = await feed.start(after)
         if start.recovered:
             items = [Item(e.seq, e) for e in start.events]
         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
@@ -19,10 +18,8 @@ from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog, Feed
 from arcane.game.records import Identity, Member
+from arcane.transports import PAYLOAD, Encoder, Services
 from arcane.wire import ChunkWriter
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
 
 log = logging.getLogger(__name__)
 HEARTBEAT = b": heartbeat\n\n"
@@ -33,7 +30,7 @@ HEADERS = [
 ]
 
 
-async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
     after = resume_point(request)
     slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
@@ -53,7 +50,7 @@ def resume_point(request: Request) -> int | None:
     return parse_cursor(request.arg("last_event_id"))
 
 
-async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None,
+async def stream(rt: Services, ident: Identity, member: Member, after: int | None,
                  receive: Receive, send: Send) -> None:
     """The whole life of one stream; everything it opens is released in `finally`.
 
@@ -73,7 +70,7 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
             behind = Behind(Backlog.of(rt.settings), send, feed, ident)
             feed.on_backlog(behind.check)
             try:
-                start = await feed.start(rt.store, rt.service, after)
+                start = await feed.start(after)
             except ArcaneError as error:
                 if error.code is not ErrorCode.NOT_IN_GAME:
                     raise
@@ -146,9 +143,16 @@ async def _body(send: Send | ChunkWriter, data: bytes) -> None:
 
 
 def frame(event: Event, *, seq: int | None = None) -> bytes:
-    seq = event.seq if seq is None else seq
+    """The event's SSE frame; `seq` gives the id of a snapshot, which has no seq of its own."""
+    return FRAME(event) if seq is None or seq == event.seq else _frame(event, seq)
+
+
+def _frame(event: Event, seq: int | None) -> bytes:
     head = "" if seq is None else f"id: {seq}\n"
-    return f"{head}event: {event.name}\ndata: {event.data_json()}\n\n".encode()
+    return f"{head}event: {event.name}\ndata: {PAYLOAD(event)}\n\n".encode()
+
+
+FRAME: Encoder[bytes] = Encoder("sse", lambda event: _frame(event, event.seq))
 
 
 def frames(events: Iterable[Event]) -> bytes:

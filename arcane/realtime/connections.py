@@ -9,13 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from arcane import jsoncodec
 from arcane.bus import Item
+from arcane.encoding import PAYLOAD, Encoder
 from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import Backlog, CatchUp, Feed
 from arcane.game.records import Identity, Member
 from arcane.limits import Slot, session_key
 from arcane.realtime import direct
-from arcane.realtime.server import Reply
+from arcane.realtime.server import REPLY, Reply
+
+# An event as Socket.IO carries it: the EVENT packet of the default namespace, and the
+# websocket frame of the Engine.IO MESSAGE around it (unmasked: the same for every socket).
+PACKET: Encoder[str] = Encoder("socket.io", lambda event: f"2[{jsoncodec.dumps(event.name)},{PAYLOAD(event)}]")
+FRAME: Encoder[bytes] = Encoder("websocket", lambda event: direct.text_frame(("4" + PACKET(event)).encode()))
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +45,7 @@ class Connection:
     identities: dict[str, str]
     token_identity: Identity | None
     room: Room | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    reply: Reply | None = None  # the ack of a chat in flight, which may go out with the chat
+    reply: Reply | None = None  # the ack of the event being handled, if it may go out early
     address: str = "unknown"  # the client's, through trusted proxies only
     slot: Slot | None = None  # its place under the per-address connection cap
 
@@ -55,6 +61,17 @@ class Connection:
         shares its token's bucket, else its cookie session's: never a fresh bucket per socket."""
         ident = self.room.ident if self.room is not None else self.token_identity
         return session_key(self.identities) if ident is None else ident.rate_key
+
+    def answer_early(self, answer: Callable[[Event], dict[str, Any]]) -> int | None:
+        """Let the ack of the event being handled go out with the event it causes, as
+        `answer(event)`: the id of the request, for the event to carry (`Event.cause`).
+        None when the client asked for no ack."""
+        reply = REPLY.get()
+        if reply is None:
+            return None
+        reply.early = answer
+        self.reply = reply
+        return reply.cause
 
     def release(self) -> None:
         """The socket ended: its place under the per-address cap is free (its room's, on leaving)."""
@@ -137,7 +154,7 @@ class Delivery:
         if self._backlog.exceeded(events=queue.qsize() + 1, nbytes=unread):  # a client that stopped reading
             self._fall_behind()
         elif not self._with_reply(queue, event):
-            queue.put_message(event.socketio_packet(), direct.event_frame(event))
+            queue.put_message(PACKET(event), FRAME(event))
         return True
 
     def _with_reply(self, queue: direct.SocketQueue, event: Event) -> bool:
@@ -145,10 +162,12 @@ class Delivery:
         is ahead of them: one segment for the client to read, where two would follow each
         other within a loop turn. Else the ack goes as usual when its handler returns."""
         reply = self._conn.reply
-        if reply is None or reply.event is not event:
+        ack = None if reply is None or event.cause is None else reply.frame_with(event)
+        if ack is None:
             return False
+        assert reply is not None
         self._conn.reply = None
-        reply.sent = queue.write_now(direct.event_frame(event) + reply.frame)
+        reply.sent = queue.write_now(FRAME(event) + ack)
         return reply.sent
 
     async def _run(self, first: CatchUp | None) -> None:
@@ -179,4 +198,4 @@ class Delivery:
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:
     """Hand the event's packet, encoded once for all its recipients, to Engine.IO."""
-    await sio.eio.send(conn.eio_sid, event.socketio_packet())
+    await sio.eio.send(conn.eio_sid, PACKET(event))

@@ -31,7 +31,6 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from wsproto.connection import ConnectionState
 
-from arcane.events import Event
 from arcane.slim import SlimQueue
 from arcane.wire import ASGIWebsocketState, Connection, WSStream, connection_of
 
@@ -65,11 +64,6 @@ def frame_of(encoded: str | bytes) -> bytes:
 
 def packet_frame(pkt: eio_packet.Packet) -> bytes:
     return frame_of(pkt.encode())
-
-
-def event_frame(event: Event) -> bytes:
-    """The frame of the Engine.IO MESSAGE carrying `event.socketio_packet()`, made once per event."""
-    return event.cached("frame", lambda: text_frame(("4" + event.socketio_packet()).encode()))  # type: ignore[no-any-return]
 
 
 class SocketQueue(SlimQueue):

@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError
 
@@ -17,10 +17,8 @@ from arcane.feed import CURSOR_MAX, Backlog, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Delivery, Room, emit
-from arcane.realtime.server import REPLY
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.realtime.server import REPLY, SocketServer
+from arcane.transports import Refusal, Services
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -29,11 +27,13 @@ Handler = Callable[..., Awaitable[Any]]
 class Realtime:
     """Owns every Socket.IO connection of this process."""
 
-    def __init__(self, runtime: Runtime, session_loader: Callable[[str], dict[str, Any] | None]) -> None:
-        self.rt = runtime
-        self.sio = runtime.sio
+    def __init__(self, services: Services, sio: SocketServer,
+                 session_loader: Callable[[str], dict[str, Any] | None]) -> None:
+        self.rt = services
+        self.sio = sio
         self._load_session = session_loader
         self.connections: dict[str, Connection] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # sockets leaving the room of a seat that left
         self._register()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -81,13 +81,18 @@ class Realtime:
                 return await self._refuse(
                     sid, name, ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
                 )
+            finally:
+                if conn is not None:
+                    conn.reply = None  # an early ack is only ever for the event being handled
 
         return run
 
     async def _refuse(self, sid: str, name: str, error: ArcaneError) -> dict[str, Any]:
+        """The ack's error body; without an ack, an `error` event naming the event refused."""
+        refusal = Refusal(error)
         if REPLY.get() is None:
-            await self.sio.emit("error", error.to_dict() | {"event": name}, to=sid)
-        return {"error": error.to_dict()}
+            await self.sio.emit("error", refusal.payload(event=name), to=sid)
+        return refusal.body
 
     # -- connection lifecycle ----------------------------------------------------------------------
 
@@ -190,9 +195,10 @@ class Realtime:
         member = await self.rt.service.authenticate(ident)  # reads the games table only to refuse
         await self._leave(conn)
         slot = self.rt.limits.connections.open(identity=ident.rate_key)
-        feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
+        feed = Feed(self.rt.bus, ident, store=self.rt.store, snapshot=self.rt.service.view,
+                    maxsize=self.rt.settings.stream_buffer)
         try:
-            first = await feed.start(self.rt.store, self.rt.service, last_seq)
+            first = await feed.start(last_seq)
         except BaseException:
             feed.close()
             slot.release()
@@ -222,15 +228,15 @@ class Realtime:
     def _seat_closed(self, conn: Connection, room: Room) -> None:
         """The room's seat left the game (on any process): its feed has closed; leave the room."""
         task = asyncio.ensure_future(self._end_seat(conn, room))
-        conn.tasks.add(task)
-        task.add_done_callback(conn.tasks.discard)
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     async def _end_seat(self, conn: Connection, room: Room) -> None:
         try:
             if conn.room is room:
                 await self._leave(conn)
             error = ArcaneError(ErrorCode.NOT_IN_GAME, "you have left this game; this socket left its room")
-            await self.sio.emit("error", error.to_dict() | {"game_code": room.ident.game_code}, to=conn.sid)
+            await self.sio.emit("error", Refusal(error).payload(game_code=room.ident.game_code), to=conn.sid)
         except Exception:
             log.exception("socket %s could not leave the room of its closed seat", conn.sid)
 
@@ -243,13 +249,8 @@ class Realtime:
 
     async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
-        conn.reply = reply = REPLY.get()
-        try:
-            event = await self.rt.service.chat(
-                room.ident, _object(data).get("text"),
-                answer=None if reply is None else lambda event: reply.prepare(event, _chat_answer(event)))
-        finally:
-            conn.reply = None
+        event = await self.rt.service.chat(room.ident, _object(data).get("text"),
+                                           cause=conn.answer_early(_chat_answer))
         return _chat_answer(event)
 
     async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:
