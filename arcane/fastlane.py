@@ -247,8 +247,8 @@ def install() -> None:
                 return
         await handle(self, event)
 
-    H11Protocol.poll = None
-    H11Protocol.handle = handle_with_polls
+    H11Protocol.poll = None  # type: ignore[attr-defined]
+    H11Protocol.handle = handle_with_polls  # type: ignore[method-assign]
 
 
 def _between_requests(protocol: Any) -> bool:
@@ -273,7 +273,7 @@ def _between_requests(protocol: Any) -> bool:
 def messages_of(data: bytes, max_size: int) -> list[dict[str, Any]] | None:
     """The ASGI receive messages of `data` if it is only whole, final, masked, unextended
     text or binary frames of at most `max_size` bytes each; else None."""
-    messages = []
+    messages: list[dict[str, Any]] = []
     at, end = 0, len(data)
     while at < end:
         if end - at < 6:
@@ -326,6 +326,9 @@ async def _take_messages(protocol: Any, data: bytes) -> bool:
     messages = messages_of(data, stream.config.websocket_max_message_size)
     if messages is None:
         return False
+    app_put = stream.app_put
+    if app_put is None:  # not yet handed to the app
+        return False
     for message in messages:
-        await stream.app_put(message)
+        await app_put(message)
     return True

@@ -13,7 +13,9 @@ import functools
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
+
+Ts = TypeVarTuple("Ts")
 
 CHOICES = ("uvloop", "asyncio")
 
@@ -52,15 +54,15 @@ def signal_handler(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> Call
 def _uvloop_policy() -> asyncio.AbstractEventLoopPolicy:
     import uvloop
 
-    class Loop(uvloop.Loop):  # type: ignore[misc, name-defined]
+    class Loop(uvloop.Loop):
         """uvloop's loop, remembering its signal handlers as asyncio's loops do: uvloop keeps
         them where Python cannot read them."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.signal_callbacks: dict[int, Callable[[], None]] = {}
+            self.signal_callbacks: dict[int, Callable[[], object]] = {}
 
-        def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+        def add_signal_handler(self, sig: int, callback: Callable[[Unpack[Ts]], object], *args: Unpack[Ts]) -> None:
             super().add_signal_handler(sig, callback, *args)
             self.signal_callbacks[sig] = functools.partial(callback, *args)
 
@@ -69,7 +71,7 @@ def _uvloop_policy() -> asyncio.AbstractEventLoopPolicy:
             return bool(super().remove_signal_handler(sig))
 
     class Policy(asyncio.DefaultEventLoopPolicy):
-        def _loop_factory(self) -> asyncio.AbstractEventLoop:  # type: ignore[override]
+        def _loop_factory(self) -> asyncio.AbstractEventLoop:
             return Loop()
 
     return Policy()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import socketio
 from quart import Quart
@@ -22,6 +22,7 @@ from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings
+from arcane.fallback.bare import ASGIApp
 from arcane.feed import Feed
 from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
@@ -212,20 +213,21 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
         await runtime.stop()
 
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
-    streams = fallback.FallbackRoutes(quart_app, services, _session_loader(quart_app))
+    # Quart types its ASGI messages as TypedDicts; what it is handed here is exactly those.
+    streams = fallback.FallbackRoutes(cast(ASGIApp, quart_app), services, _session_loader(quart_app))
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     # Engine.IO's polling POSTs, bounded before Engine.IO reads them (arcane/realtime/bodies.py).
-    asgi.engineio_server = BoundedPollingBodies(  # type: ignore[assignment]
+    asgi.engineio_server = BoundedPollingBodies(
         sio, path="/socket.io/", limit=settings.max_payload,
         timeout=settings.ping_interval + settings.ping_timeout, closing=lambda: services.closing)
-    asgi.quart = quart_app  # type: ignore[attr-defined]
-    asgi.runtime = runtime  # type: ignore[attr-defined]
+    asgi.quart = quart_app
+    asgi.runtime = runtime
     return Gate(asgi, settings)
 
 
 def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:
     """Decode Quart's signed session cookie outside a request (for Socket.IO connects)."""
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    serializer = app.session_interface.get_signing_serializer(app)
     max_age = int(app.permanent_session_lifetime.total_seconds())
 
     def load(value: str) -> dict[str, Any] | None:

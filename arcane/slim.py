@@ -163,7 +163,7 @@ class KeepAliveTimer:
 
     async def restart(self, task_group: Any, action: Callable[[], Any]) -> None:
         self._cancel()
-        server = getattr(action, "__self__", None)
+        server: Any = getattr(action, "__self__", None)
         if getattr(action, "__name__", None) != "_idle_timeout" or not hasattr(server, "_initiate_server_close"):
             if self._fallback is None:
                 from hypercorn.asyncio.worker_context import AsyncioSingleTask
@@ -241,7 +241,7 @@ def slim_hypercorn() -> None:
     from hypercorn.asyncio import task_group, tcp_server, worker_context
 
     worker_context.WorkerContext.event_class = SlimEvent
-    tcp_server.AsyncioSingleTask = KeepAliveTimer  # the class TCPServer makes its idle_task of
+    tcp_server.AsyncioSingleTask = KeepAliveTimer  # type: ignore[attr-defined, assignment]  # TCPServer's idle_task
 
     async def spawn_app(self: Any, app: Any, config: Any, scope: Any, send: Any) -> Any:
         app_queue = SlimQueue(config.max_app_queue_size)
@@ -249,4 +249,4 @@ def slim_hypercorn() -> None:
                    partial(self._loop.run_in_executor, None), partial(run_from_thread, self._loop))
         return app_queue.put
 
-    task_group.TaskGroup.spawn_app = spawn_app
+    task_group.TaskGroup.spawn_app = spawn_app  # type: ignore[method-assign]

@@ -175,7 +175,7 @@ async def _in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
     Each trip costs a thread handoff, and under load the busy event loop makes the
     thread wait for the GIL: an action's statements go together where they can.
     """
-    return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-any-return]
+    return await conn._execute(fn, conn._conn, *args)  # type: ignore[no-untyped-call, no-any-return]
 
 
 def _log_since(db: sqlite3.Connection, game_code: str, after: int, own: str,

@@ -129,7 +129,11 @@ def on_disconnect(receive: Receive, gone: Callable[[], None]) -> Callable[[], No
         return stop
     task = asyncio.ensure_future(_disconnected(receive))
     task.add_done_callback(lambda _: gone())
-    return task.cancel
+
+    def stop_waiting() -> None:
+        task.cancel()
+
+    return stop_waiting
 
 
 async def _disconnected(receive: Receive) -> None:

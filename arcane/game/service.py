@@ -66,12 +66,12 @@ def normalize_code(code: Any) -> str:
 def clean_name(name: Any, field: str = "player_name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise validation(f"{field} is required")
-    name = " ".join(name.split())
-    if len(name) > NAME_MAX:
+    cleaned = " ".join(name.split())
+    if len(cleaned) > NAME_MAX:
         raise validation(f"{field} is at most {NAME_MAX} characters")
-    if _CONTROL.search(name):
+    if _CONTROL.search(cleaned):
         raise validation(f"{field} may not contain control characters")
-    return name
+    return cleaned
 
 
 def clean_text(text: Any, field: str = "text") -> str:
@@ -607,6 +607,7 @@ def _chats(db: Writes, items: list[tuple[Identity, str, int | None]]) -> list[Ev
         " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
         (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _, _ in items]),),
     )
+    assert row is not None  # an aggregate answers one row, even of nothing
     seats, bounds = {}, {}
     for key, code, last_seq, log_floor, role, name in jsoncodec.loads(row[0]):
         seats[key] = (code, role, name)

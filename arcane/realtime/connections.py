@@ -111,6 +111,7 @@ class Delivery:
         room.feed.listen(self._on_item)
 
     def _on_item(self, item: Item) -> None:
+        pending: Item | _Accepted = item
         if self._task is None:
             taken, event = self._room.feed.accept(item)
             if taken:
@@ -119,12 +120,12 @@ class Delivery:
                 if self._send_now(event):
                     self._sent(event)
                     return
-                item = _Accepted(event)  # taken, but Engine.IO wants its async path for it
+                pending = _Accepted(event)  # taken, but Engine.IO wants its async path for it
             self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
             self._room.pump = self._task
         if self._waiting is None:
             self._waiting = deque()
-        self._waiting.append(item)
+        self._waiting.append(pending)
         if self._backlog.exceeded(events=len(self._waiting)):
             self._fall_behind()
 

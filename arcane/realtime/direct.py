@@ -111,7 +111,7 @@ class DirectWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
 
     def __init__(self, handler: Any, server: Any) -> None:
         super().__init__(handler, server)
-        self.socket = getattr(handler, "__self__", None)
+        self.socket: Any = getattr(handler, "__self__", None)
         self._connection: Connection | None = None  # hypercorn's, when it is what we expect
         self._slow = 0  # writes waiting on a slow client's drain
 

@@ -108,8 +108,8 @@ class Realtime:
                 raise ConnectionRefusedError(error.message, error.to_dict()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
         if token_identity is None and not games:
-            error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
-            raise ConnectionRefusedError(error.message, error.to_dict())
+            refusal = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
+            raise ConnectionRefusedError(refusal.message, refusal.to_dict())
         address = self.rt.limits.address(environ.get("asgi.scope") or {})
         try:
             slot = self.rt.limits.connections.open(address=address)

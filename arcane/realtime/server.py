@@ -133,7 +133,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await self.emit("error", error.to_dict() | {"event": name if isinstance(name, str) else None},
                             to=sid, namespace=namespace)
 
-    async def _handle_event_internal(  # type: ignore[override]
+    async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
     ) -> Any:
         token = REPLY.set(None if id is None else Reply(id, namespace))
@@ -161,7 +161,7 @@ async def close_now(eio: Any, eio_sid: str) -> None:
     await socket.close(wait=False, abort=ws is not None, reason=eio.reason.SERVER_DISCONNECT)
 
 
-class _DeclinedDeflate(PerMessageDeflate):  # type: ignore[misc]
+class _DeclinedDeflate(PerMessageDeflate):
     """permessage-deflate, never agreed to: hypercorn offers no setting to turn it off."""
 
     def accept(self, offer: str) -> None:
@@ -171,7 +171,7 @@ class _DeclinedDeflate(PerMessageDeflate):  # type: ignore[misc]
 def refuse_websocket_compression() -> None:
     """Our frames are small JSON: compressing them costs CPU, and each connection's zlib
     state (about 300 KB once used) costs far more memory than the connection itself."""
-    ws_stream.PerMessageDeflate = _DeclinedDeflate  # type: ignore[misc]
+    ws_stream.PerMessageDeflate = _DeclinedDeflate  # type: ignore[attr-defined]
 
 
 def create_server(settings: Settings) -> SocketServer:
