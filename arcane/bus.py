@@ -38,6 +38,7 @@ class Subscription:
         self.closed = False
         # Set by an owner that takes each item as it is published instead of from the queue.
         self.listener: Callable[[Item], None] | None = None
+        self.on_closed: Callable[[], None] | None = None  # and told when it closes
         # Set by an owner that bounds its backlog in bytes too (arcane/feed.py Backlog): run
         # after each item is queued, or on overflow; the queued payload bytes are counted then.
         self.on_queued: Callable[[Subscription], None] | None = None
@@ -77,6 +78,8 @@ class Subscription:
             return
         self.closed = True
         self._bus._remove(self)
+        if self.on_closed is not None:
+            self.on_closed()
         if self.listener is not None and self._items is None:
             return  # nobody reads a queue that was never made
         try:

@@ -157,12 +157,16 @@ class Feed:
         on overflow), even while its owner is stuck writing to a client that does not read."""
         self._sub.on_queued = lambda sub: check(*sub.backlog())
 
-    def listen(self, listener: Callable[[Item], None]) -> None:
+    def listen(self, listener: Callable[[Item], None], *, closed: Callable[[], None] | None = None) -> None:
         """Have each bus item handed to `listener` as it is published (see `accept`), starting
-        with any published since the feed opened (during the catch-up's read, say)."""
+        with any published since the feed opened (during the catch-up's read, say); and
+        `closed()` called once the feed closes."""
         for item in self._sub.take_queued():
             listener(item)
         self._sub.listener = listener
+        self._sub.on_closed = closed
+        if closed is not None and self._sub.closed:
+            closed()
 
     def accept(self, item: Item) -> tuple[bool, Event | None]:
         """The in-order case, without waiting: (taken?, the event to deliver if any).

@@ -14,23 +14,27 @@ once per encoder however many recipients it has; the event itself stays a plain 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from arcane import jsoncodec
-from arcane.bus import Bus
+from arcane.bus import Bus, Item
 from arcane.config import Settings
 from arcane.errors import ArcaneError
 from arcane.encoding import PAYLOAD, Encoder
 from arcane.events import Event
-from arcane.feed import Feed
+from arcane.feed import Backlog, CatchUp, Feed
 from arcane.game.service import GameService
 from arcane.identity import Tokens
 from arcane.limits import Limiter, Limits, retry_after_header
 from arcane.presence import Presence
 from arcane.store import Store
 
-__all__ = ["PAYLOAD", "Encoder", "Refusal", "Services"]
+__all__ = ["PAYLOAD", "Encoder", "Pump", "Refusal", "Services", "Transport"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +77,183 @@ class Refusal:
     def event(self, game_code: str, **context: Any) -> Event:
         """The ephemeral `error` event itself."""
         return Event(game_code, "error", self.payload(**context))
+
+
+class Transport(Protocol):
+    """One client's connection, as the pump writes to it; each adapter implements it."""
+
+    name: str  # who it is, for the log
+
+    def write_now(self, event: Event) -> bool:
+        """Write the event at once if nothing waits ahead of it; else False, nothing written."""
+
+    async def write(self, events: Sequence[Event]) -> None:
+        """Write the events in order, waiting for the client where it must."""
+
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        """Write `reconnect_sync`, whose cursor is `seq` (the event itself has none)."""
+
+    def unsent(self) -> tuple[int, int]:
+        """(events, bytes) handed to the connection that the client has not taken yet."""
+
+    def cut(self) -> None:
+        """Drop the connection now, unsent bytes and all: the client fell behind."""
+
+    def ended(self) -> None:
+        """Nothing more will be written: the feed closed, or the client was cut."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """An event the feed has already taken (its cursor moved): write it as it is."""
+
+    event: Event
+
+
+class Pump:
+    """Writes one feed to one transport, in seq order, under the one `Backlog` rule.
+
+    In order (the usual case) a live event goes from the bus straight to the transport,
+    with no task of its own. Anything else (the catch-up, a seq gap or a resync that
+    needs the log, a transport that cannot write at once, a write of the transport's own)
+    goes through one task; while it runs, newer items wait behind it, so order holds.
+
+    The rule: more than `backlog.events` events waiting for the client (behind the task,
+    and in its connection), or more than `backlog.bytes` bytes (of the events waiting,
+    and unsent on its connection), and the client is cut at once. Its connection is
+    dropped, its feed closes, and it resumes from its cursor (join_game_room's last_seq,
+    Last-Event-ID, the poll's after) with no gap.
+    """
+
+    __slots__ = ("_feed", "_transport", "_backlog", "_on_event", "_waiting", "_waiting_bytes",
+                 "_task", "cut", "_ended")
+
+    def __init__(self, feed: Feed, transport: Transport, backlog: Backlog, *,
+                 on_event: Callable[[Event], None] | None = None) -> None:
+        self._feed = feed
+        self._transport = transport
+        self._backlog = backlog
+        self._on_event = on_event  # called with each event once written (a `seat_closed` ends a room)
+        self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
+        self._waiting_bytes = 0
+        self._task: asyncio.Task[None] | None = None
+        self.cut = False
+        self._ended = False
+
+    def start(self, first: CatchUp) -> None:
+        """The catch-up first, in the pump's task (it runs once the caller yields: a socket's
+        join ack goes out before it), then live events as they are published."""
+        self._task = asyncio.create_task(self._run(first), name=f"pump-{self._transport.name}")
+        # After the task: items published during the catch-up's read wait behind it.
+        self._feed.listen(self._on_item, closed=self._on_closed)
+
+    @property
+    def idle(self) -> bool:
+        return self._task is None
+
+    def write_aside(self, write: Callable[[], Awaitable[None]]) -> None:
+        """A write of the transport's own (an SSE heartbeat), in turn with the events."""
+        if self._task is None and not self.cut:
+            self._task = asyncio.create_task(self._run(None, write), name=f"pump-{self._transport.name}")
+
+    async def drained(self) -> None:
+        """Until nothing waits to be written (the catch-up included)."""
+        while (task := self._task) is not None and task is not asyncio.current_task():
+            await asyncio.wait((task,))
+
+    async def stop(self) -> None:
+        """Close the feed and end the pump's task, if any; an error in it is logged."""
+        self._feed.close()
+        task = self._task
+        if task is None or task is asyncio.current_task():
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+
+    def _on_item(self, item: Item) -> None:
+        if self.cut:
+            return
+        queued, unsent = self._transport.unsent()
+        waiting = len(self._waiting) if self._waiting else 0
+        if self._backlog.exceeded(events=waiting + queued + 1, nbytes=self._waiting_bytes + unsent):
+            self._cut()
+            return
+        pending: Item | _Accepted = item
+        if self._task is None:
+            taken, event = self._feed.accept(item)
+            if taken:
+                if event is None:
+                    return
+                if self._transport.write_now(event):
+                    self._written(event)
+                    return
+                pending = _Accepted(event)  # taken, but the transport must wait to write it
+            self._task = asyncio.create_task(self._run(None), name=f"pump-{self._transport.name}")
+        if self._waiting is None:
+            self._waiting = deque()
+        self._waiting.append(pending)
+        self._waiting_bytes += _weight(pending)
+
+    def _cut(self) -> None:
+        log.warning("%s fell too far behind in %s; cutting it: it resumes from its cursor",
+                    self._transport.name, self._feed.ident.game_code)
+        self.cut = True
+        self._feed.close()
+        if self._waiting:
+            self._waiting.clear()
+            self._waiting_bytes = 0
+        self._transport.cut()
+        self._settle()
+
+    async def _run(self, first: CatchUp | None, aside: Callable[[], Awaitable[None]] | None = None) -> None:
+        feed, transport = self._feed, self._transport
+        try:
+            if first is not None:
+                if first.recovered:
+                    if first.events:
+                        await transport.write(first.events)
+                        self._written(*first.events)
+                else:
+                    await transport.write_snapshot(first.sync_event(feed.ident.game_code), first.seq)
+            if aside is not None:
+                await aside()
+            while self._waiting:  # None or empty: nothing behind
+                item = self._waiting.popleft()
+                self._waiting_bytes -= _weight(item)
+                events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
+                if events and not self.cut:
+                    await transport.write(events)
+                    self._written(*events)
+        except Exception:
+            log.exception("the pump of %s failed; closing its feed", transport.name)
+            feed.close()
+        finally:
+            self._task = None
+            if not self._waiting:
+                self._waiting = None
+            self._settle()
+
+    def _written(self, *events: Event) -> None:
+        if self._on_event is not None:
+            for event in events:
+                self._on_event(event)
+
+    def _on_closed(self) -> None:
+        # Not at once: a feed closes while it takes its `seat_closed`, before it is written.
+        asyncio.get_running_loop().call_soon(self._settle)
+
+    def _settle(self) -> None:
+        if not self._ended and self._task is None and (self.cut or self._feed.closed):
+            self._ended = True
+            self._transport.ended()
+
+
+def _weight(item: Item | _Accepted) -> int:
+    """What an item waiting adds to the bytes bound: its payload, encoded once per event."""
+    event = item.event if isinstance(item, _Accepted) else item
+    return len(PAYLOAD(event)) if isinstance(event, Event) else 0

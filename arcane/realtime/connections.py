@@ -1,23 +1,22 @@
-"""Socket.IO connections: who each socket is, and how its game's events reach it."""
+"""Socket.IO connections: who each socket is, and the adapter its game's events are written through."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from arcane import jsoncodec
-from arcane.bus import Item
 from arcane.encoding import PAYLOAD, Encoder
-from arcane.events import SEAT_CLOSED, Event
-from arcane.feed import Backlog, CatchUp, Feed
+from arcane.events import Event
+from arcane.feed import Feed
 from arcane.game.records import Identity, Member
 from arcane.limits import Slot, session_key
 from arcane.realtime import direct
 from arcane.realtime.server import REPLY, Reply
+from arcane.transports import Pump
 
 # An event as Socket.IO carries it: the EVENT packet of the default namespace, and the
 # websocket frame of the Engine.IO MESSAGE around it (unmasked: the same for every socket).
@@ -34,7 +33,7 @@ class Room:
     ident: Identity
     member: Member
     feed: Feed
-    pump: asyncio.Task[None] | None = None
+    pump: Pump | None = None
     slot: Slot | None = None  # its place under the per-identity connection cap
 
 
@@ -79,89 +78,36 @@ class Connection:
             self.slot.release()
 
 
-@dataclass(frozen=True, slots=True)
-class _Accepted:
-    """An event the feed has already taken (its cursor moved): send it as it is."""
+class SocketWire:
+    """The Socket.IO adapter's `Transport`: one socket, through Engine.IO's queue or, when
+    nothing waits in it, straight to the websocket (arcane/realtime/direct.py).
 
-    event: Event
-
-
-class Delivery:
-    """Hands one socket its game's events, in seq order.
-
-    In order (the usual case) an event goes from the bus straight into the socket's
-    Engine.IO queue, with no task of its own. Anything else (the catch-up at join, a
-    seq gap, a resync, a socket Engine.IO is not ready for) goes through a task that
-    reads the log; while it runs, newer items wait behind it, so order holds.
+    The ack of the event being handled goes in the same write as the event it caused
+    (`Reply`): one segment for the client to read, where two would follow each other
+    within a loop turn.
     """
 
-    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, backlog: Backlog,
-                 seat_closed: Callable[[], None] = lambda: None) -> None:
+    __slots__ = ("name", "_sio", "_conn", "_socket")
+
+    def __init__(self, sio: Any, conn: Connection) -> None:
+        self.name = f"socket {conn.sid}"
         self._sio = sio
         self._conn = conn
-        self._room = room
-        self._backlog = backlog
-        self._seat_closed = seat_closed  # called once the seat's `seat_closed` is handed over
-        self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
         self._socket = sio.eio.sockets.get(conn.eio_sid)
-        # Created now, first run after the join handler returns: its ack goes out before the catch-up.
-        self._task: asyncio.Task[None] | None = asyncio.create_task(self._run(first), name=f"feed-{conn.sid}")
-        room.pump = self._task
-        # After the task: items published during the catch-up's read wait behind it.
-        room.feed.listen(self._on_item)
 
-    def _on_item(self, item: Item) -> None:
-        pending: Item | _Accepted = item
-        if self._task is None:
-            taken, event = self._room.feed.accept(item)
-            if taken:
-                if event is None:
-                    return
-                if self._send_now(event):
-                    self._sent(event)
-                    return
-                pending = _Accepted(event)  # taken, but Engine.IO wants its async path for it
-            self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
-            self._room.pump = self._task
-        if self._waiting is None:
-            self._waiting = deque()
-        self._waiting.append(pending)
-        if self._backlog.exceeded(events=len(self._waiting)):
-            self._fall_behind()
-
-    def _fall_behind(self) -> None:
-        """The client fell `Backlog` behind: cut it; it resumes from its cursor."""
-        log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
-                    self._conn.sid, self._room.ident.game_code)
-        self._room.feed.close()
-        if self._waiting:
-            self._waiting.clear()
-        socket = self._socket
-        if socket is None:
-            asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
-            return
-        # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
-        if socket.queue.ws is not None:
-            socket.queue.ws.abort()
-        asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
-
-    def _send_now(self, event: Event) -> bool:
+    def write_now(self, event: Event) -> bool:
         """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
         socket = self._socket
         if not direct.socket_alive(self._sio.eio, socket):
             return False  # let Engine.IO's own send notice the dead client and close it
         queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
-        unread = queue.ws.buffered() if queue.ws is not None else 0
-        if self._backlog.exceeded(events=queue.qsize() + 1, nbytes=unread):  # a client that stopped reading
-            self._fall_behind()
-        elif not self._with_reply(queue, event):
+        if not self._with_reply(queue, event):
             queue.put_message(PACKET(event), FRAME(event))
         return True
 
     def _with_reply(self, queue: direct.SocketQueue, event: Event) -> bool:
-        """The event and the ack it answers in one write, when the ack is ready and nothing
-        is ahead of them: one segment for the client to read, where two would follow each
-        other within a loop turn. Else the ack goes as usual when its handler returns."""
+        """The event and the ack it answers in one write, when nothing is ahead of them.
+        Else the ack goes as usual when its handler returns."""
         reply = self._conn.reply
         ack = None if reply is None or event.cause is None else reply.frame_with(event)
         if ack is None:
@@ -171,30 +117,32 @@ class Delivery:
         reply.sent = queue.write_now(FRAME(event) + ack)
         return reply.sent
 
-    async def _run(self, first: CatchUp | None) -> None:
-        feed = self._room.feed
-        try:
-            if first is not None:
-                if first.recovered:
-                    for event in first.events:
-                        await emit(self._sio, self._conn, event)
-                        self._sent(event)
-                else:
-                    await emit(self._sio, self._conn, first.sync_event(self._room.ident.game_code))
-            while self._waiting:  # None or empty: nothing behind
-                item = self._waiting.popleft()
-                events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
-                for event in events:
-                    await emit(self._sio, self._conn, event)
-                    self._sent(event)
-        finally:
-            self._task = None
-            if not self._waiting:
-                self._waiting = None
+    async def write(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await emit(self._sio, self._conn, event)
 
-    def _sent(self, event: Event) -> None:
-        if event.name == SEAT_CLOSED:
-            self._seat_closed()
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        await emit(self._sio, self._conn, event)  # its payload carries its seq
+
+    def unsent(self) -> tuple[int, int]:
+        socket = self._socket
+        if socket is None or not isinstance(socket.queue, direct.SocketQueue):
+            return 0, 0
+        queue: direct.SocketQueue = socket.queue
+        return queue.qsize(), (queue.ws.buffered() if queue.ws is not None else 0)
+
+    def cut(self) -> None:
+        socket = self._socket
+        if socket is None:
+            asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
+            return
+        # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
+        if socket.queue.ws is not None:
+            socket.queue.ws.abort()
+        asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
+
+    def ended(self) -> None:
+        """The room's owner (`Realtime`) ends the room; the socket itself stays open."""
 
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import Event
+from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import CURSOR_MAX, Backlog, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
-from arcane.realtime.connections import Connection, Delivery, Room, emit
+from arcane.realtime.connections import Connection, Room, SocketWire, emit
 from arcane.realtime.server import REPLY, SocketServer
-from arcane.transports import Refusal, Services
+from arcane.transports import Pump, Refusal, Services
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -156,15 +156,8 @@ class Realtime:
             room.slot.release()
         if room.member.is_player:
             self.rt.presence.disconnect(room.ident.game_code, room.ident.player_id, conn.sid)
-        if room.pump is not None and room.pump is not asyncio.current_task():
-            room.pump.cancel()
-            try:
-                await room.pump
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    raise
-            except Exception:
-                log.exception("feed of socket %s ended with an error", conn.sid)
+        if room.pump is not None:
+            await room.pump.stop()
 
     async def close_all(self) -> None:
         """Shutdown: every socket is told to go, so hypercorn is not held up."""
@@ -207,8 +200,9 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        Delivery(self.sio, conn, room, first, backlog=Backlog.of(self.rt.settings),
-                 seat_closed=lambda: self._seat_closed(conn, room))
+        room.pump = Pump(feed, SocketWire(self.sio, conn), Backlog.of(self.rt.settings),
+                         on_event=lambda event: self._seat_closed(conn, room) if event.name == SEAT_CLOSED else None)
+        room.pump.start(first)
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
