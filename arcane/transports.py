@@ -93,6 +93,9 @@ class Transport(Protocol):
     async def write_snapshot(self, event: Event, seq: int) -> None:
         """Write `reconnect_sync`, whose cursor is `seq` (the event itself has none)."""
 
+    def size(self, event: Event) -> int:
+        """The bytes the event takes on this transport's wire (its frame, encoded once)."""
+
     def unsent(self) -> tuple[int, int]:
         """(events, bytes) handed to the connection that the client has not taken yet."""
 
@@ -178,9 +181,11 @@ class Pump:
     def _on_item(self, item: Item) -> None:
         if self.cut:
             return
-        queued, unsent = self._transport.unsent()
+        transport = self._transport
+        queued, unsent = transport.unsent()
         waiting = len(self._waiting) if self._waiting else 0
-        if self._backlog.exceeded(events=waiting + queued + 1, nbytes=self._waiting_bytes + unsent):
+        size = transport.size(item) if isinstance(item, Event) else 0
+        if self._backlog.exceeded(events=waiting + queued + 1, nbytes=self._waiting_bytes + unsent + size):
             self._cut()
             return
         pending: Item | _Accepted = item
@@ -197,7 +202,7 @@ class Pump:
         if self._waiting is None:
             self._waiting = deque()
         self._waiting.append(pending)
-        self._waiting_bytes += _weight(pending)
+        self._waiting_bytes += size
 
     def _cut(self) -> None:
         log.warning("%s fell too far behind in %s; cutting it: it resumes from its cursor",
@@ -224,13 +229,14 @@ class Pump:
                 await aside()
             while self._waiting:  # None or empty: nothing behind
                 item = self._waiting.popleft()
-                self._waiting_bytes -= _weight(item)
+                self._waiting_bytes -= self._size(item)
                 events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
                 if events and not self.cut:
                     await transport.write(events)
                     self._written(*events)
         except Exception:
-            log.exception("the pump of %s failed; closing its feed", transport.name)
+            if not self.cut:  # a write to a connection it dropped may fail: that is the cut
+                log.exception("the pump of %s failed; closing its feed", transport.name)
             feed.close()
         finally:
             self._task = None
@@ -243,6 +249,10 @@ class Pump:
             for event in events:
                 self._on_event(event)
 
+    def _size(self, item: Item | _Accepted) -> int:
+        event = item.event if isinstance(item, _Accepted) else item
+        return self._transport.size(event) if isinstance(event, Event) else 0
+
     def _on_closed(self) -> None:
         # Not at once: a feed closes while it takes its `seat_closed`, before it is written.
         asyncio.get_running_loop().call_soon(self._settle)
@@ -253,7 +263,3 @@ class Pump:
             self._transport.ended()
 
 
-def _weight(item: Item | _Accepted) -> int:
-    """What an item waiting adds to the bytes bound: its payload, encoded once per event."""
-    event = item.event if isinstance(item, _Accepted) else item
-    return len(PAYLOAD(event)) if isinstance(event, Event) else 0

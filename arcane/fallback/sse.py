@@ -7,18 +7,19 @@ Served by the bare ASGI front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from arcane import wire
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
-from arcane.feed import Backlog, Feed
+from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
-from arcane.transports import PAYLOAD, Encoder, Services
+from arcane.transports import PAYLOAD, Encoder, Pump, Services
 from arcane.wire import ChunkWriter
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
 
     It ends when the client goes (hypercorn reports the disconnect to `receive`), when
     the feed closes (shutdown, or the seat left the game: its last frame is
-    `seat_closed`), when the client falls `Backlog` behind (the connection is dropped),
-    or when sending fails. The client resumes from its id.
+    `seat_closed`), or when the client falls `Backlog` behind (the pump cuts it: the
+    connection is dropped). The client resumes from its id.
     """
     conn_id = f"sse:{secrets.token_hex(8)}"
     async with Following(rt, ident) as feed:
@@ -66,9 +67,8 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
             rt.presence.connect(ident.game_code, ident.player_id, member.name, conn_id)
         try:
             await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
-            send = ChunkWriter.over(send)  # the headers are out: the body's chunks may go direct
-            behind = Behind(Backlog.of(rt.settings), send, feed, ident)
-            feed.on_backlog(behind.check)
+            # The headers are out: the body's chunks may go direct.
+            events = EventStream(ChunkWriter.over(send), ident)
             try:
                 start = await feed.start(after)
             except ArcaneError as error:
@@ -78,29 +78,14 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
                 # at its `seat_closed`; the response has begun, so no JSON error can follow.
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            if not start.recovered:
-                await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
-            else:
-                # In pieces, each waiting for a slow client: a long replay never sits whole
-                # in the connection's buffer.
-                events, pieces = start.events, Backlog(len(start.events), wire.HIGH_WATER)
-                while events:
-                    piece = pieces.prefix(events, lambda e: len(frame(e)))
-                    await _body(send, frames(piece))
-                    events = events[len(piece):]
-            del start  # the catch-up is sent: an open stream keeps none of it
-            while not behind.cut:
-                event = await feed.next(timeout=rt.settings.sse_heartbeat)
-                if event is not None:
-                    data = frames([event, *await feed.ready()])
-                    behind.check(0, len(data))
-                    if not behind.cut:
-                        await _body(send, data)
-                elif feed.closed:
-                    break
-                else:
-                    await _body(send, HEARTBEAT)
-            if not behind.cut:
+            pump = Pump(feed, events, Backlog.of(rt.settings))
+            pump.start(start)
+            del start  # the pump has it: an open stream keeps none of it once it is sent
+            try:
+                await events.until_ended(pump, heartbeat=rt.settings.sse_heartbeat)
+            finally:
+                await pump.stop()
+            if not pump.cut:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             unwatch()
@@ -108,32 +93,65 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
                 rt.presence.disconnect(ident.game_code, ident.player_id, conn_id)
 
 
-class Behind:
-    """Cuts a stream whose client fell `Backlog` behind: more events waiting for it on the
-    bus than `stream_buffer`, or more bytes than `stream_buffer_bytes` in those events plus
-    what its connection holds unsent. Checked as each event arrives, so a stream stuck
-    writing to a client that stopped reading is cut too: its connection is dropped, since
-    a graceful end would wait for the client to read."""
+class EventStream:
+    """The SSE adapter's `Transport`: one streamed response, its chunks written straight to
+    the connection when nothing waits ahead of them (arcane/wire.py `ChunkWriter`), else
+    through hypercorn, which waits for a slow client. A catch-up goes in pieces of at most
+    `wire.HIGH_WATER` bytes, so a long replay never sits whole in the connection's buffer."""
 
-    __slots__ = ("_backlog", "_send", "_feed", "_ident", "cut")
+    __slots__ = ("name", "_send", "_ended", "_loop", "_written_at")
 
-    def __init__(self, backlog: Backlog, send: Send | ChunkWriter, feed: Feed, ident: Identity) -> None:
-        self._backlog = backlog
+    def __init__(self, send: Send | ChunkWriter, ident: Identity) -> None:
+        self.name = f"SSE stream of {ident.player_id}"
         self._send = send
-        self._feed = feed
-        self._ident = ident
-        self.cut = False
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._written_at = self._loop.time()
 
-    def check(self, events: int, nbytes: int) -> None:
-        unread = self._send.buffered() if isinstance(self._send, ChunkWriter) else 0
-        if self.cut or not self._backlog.exceeded(events=events, nbytes=unread + nbytes):
-            return
-        self.cut = True
-        log.warning("SSE stream of %s in %s fell too far behind; dropping it to resume",
-                    self._ident.player_id, self._ident.game_code)
+    def write_now(self, event: Event) -> bool:
+        if isinstance(self._send, ChunkWriter) and self._send.write(FRAME(event)):
+            self._written_at = self._loop.time()
+            return True
+        return False
+
+    async def write(self, events: Sequence[Event]) -> None:
+        pieces = Backlog(len(events), wire.HIGH_WATER)
+        while events:
+            piece = pieces.prefix(list(events), lambda e: len(frame(e)))
+            await self._write(frames(piece))
+            events = events[len(piece):]
+
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        await self._write(frame(event, seq=seq))
+
+    async def _write(self, data: bytes) -> None:
+        await _body(self._send, data)
+        self._written_at = self._loop.time()
+
+    def size(self, event: Event) -> int:
+        return len(FRAME(event))
+
+    def unsent(self) -> tuple[int, int]:
+        return 0, (self._send.buffered() if isinstance(self._send, ChunkWriter) else 0)
+
+    def cut(self) -> None:
         if isinstance(self._send, ChunkWriter):
             self._send.abort()  # elsewhere the server's own flow control bounds what waits
-        self._feed.close()
+
+    def ended(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    async def until_ended(self, pump: Pump, *, heartbeat: float) -> None:
+        """Until the pump ends; after `heartbeat` seconds without a write, `: heartbeat`."""
+        while not self._ended.done():
+            silent = self._loop.time() - self._written_at
+            if silent >= heartbeat:
+                if pump.idle and not (isinstance(self._send, ChunkWriter) and self._send.write(HEARTBEAT)):
+                    pump.write_aside(lambda: self._write(HEARTBEAT))
+                self._written_at = self._loop.time()
+                silent = 0.0
+            await asyncio.wait((self._ended,), timeout=heartbeat - silent)
 
 
 async def _body(send: Send | ChunkWriter, data: bytes) -> None:

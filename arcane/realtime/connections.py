@@ -124,6 +124,9 @@ class SocketWire:
     async def write_snapshot(self, event: Event, seq: int) -> None:
         await emit(self._sio, self._conn, event)  # its payload carries its seq
 
+    def size(self, event: Event) -> int:
+        return len(FRAME(event))
+
     def unsent(self) -> tuple[int, int]:
         socket = self._socket
         if socket is None or not isinstance(socket.queue, direct.SocketQueue):
