@@ -7,7 +7,6 @@ catch-up runs is neither lost nor sent twice.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +92,7 @@ async def catch_up(store: Store, snapshot: Snapshot, ident: Identity, after: int
 
 
 class Feed:
-    """A subscription plus a cursor: yields each visible event once, in seq order.
+    """A subscription plus a cursor: hands on each visible event once, in seq order.
 
     The cursor is the last seq of the game (any audience) this feed has passed.
     The bus carries every event of the game, so a seq that jumps past cursor + 1
@@ -110,7 +109,6 @@ class Feed:
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
         self._recent = bus.recent
-        self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
         self._store = store
         self._snapshot = snapshot
         self.seat_closed = False
@@ -126,42 +124,11 @@ class Feed:
             result = CatchUp(True, result.seq, self._until_closed(result.events), None)
         return result
 
-    async def next(self, timeout: float | None = None) -> Event | None:
-        """The next event for this connection; None on timeout or when the feed closed."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._ready:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-            # cancellation that races a result, and a cancelled stream must end.
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._sub.get()
-            except TimeoutError:
-                return None
-            if item is None:
-                return None
-            await self._take(item)
-        return self._ready.pop(0)
-
-    async def ready(self) -> list[Event]:
-        """Events already waiting, without waiting for more."""
-        while (item := self._sub.get_nowait()) is not None:
-            await self._take(item)
-        out = list(self._ready)
-        self._ready.clear()
-        return out
-
-    def on_backlog(self, check: Callable[[int, int], None]) -> None:
-        """Have `check(events, payload_bytes)` run whenever an item waits for this feed (and
-        on overflow), even while its owner is stuck writing to a client that does not read."""
-        self._sub.on_queued = lambda sub: check(*sub.backlog())
-
     def listen(self, listener: Callable[[Item], None], *, closed: Callable[[], None] | None = None) -> None:
         """Have each bus item handed to `listener` as it is published (see `accept`), starting
         with any published since the feed opened (during the catch-up's read, say); and
         `closed()` called once the feed closes."""
-        for item in self._sub.take_queued():
+        for item in self._sub.take_held():
             listener(item)
         self._sub.listener = listener
         self._sub.on_closed = closed
@@ -188,46 +155,38 @@ class Feed:
 
     async def take(self, item: Item) -> list[Event]:
         """Any item: what to deliver for it, reading the log for whatever it skipped."""
-        await self._take(item)
-        out = list(self._ready)
-        self._ready.clear()
-        return out
-
-    async def _take(self, item: Item) -> None:
         if self.seat_closed:
-            return
+            return []
         taken, event = self.accept(item)
-        if not taken:
-            if isinstance(item, Resync):
-                await self._fill(None)
-                return
-            assert item.seq is not None  # only a logged event can leave a gap
-            await self._fill(item.seq - 1)
-            if item.seq <= self.cursor or self.seat_closed:
-                return
-            self.cursor = item.seq
-            event = self._deliverable(item)
-        if event is not None:
-            self._ready.append(event)
+        if taken:
+            return [] if event is None else [event]
+        if isinstance(item, Resync):
+            return await self._fill(None)
+        assert item.seq is not None  # only a logged event can leave a gap
+        missed = await self._fill(item.seq - 1)
+        if item.seq <= self.cursor or self.seat_closed:
+            return missed
+        self.cursor = item.seq
+        event = self._deliverable(item)
+        return missed if event is None else [*missed, event]
 
-    async def _fill(self, upto: int | None) -> None:
-        """Read what the bus did not bring, up to `upto` (None: the end of the log)."""
+    async def _fill(self, upto: int | None) -> list[Event]:
+        """What the bus did not bring, read up to `upto` (None: the end of the log)."""
         code = self.ident.game_code
         found = await self._store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
         if found is None:
-            return
+            return []
         _, last, missed = found
         target = last if upto is None else min(upto, last)
         if target <= self.cursor:
-            return
+            return []
         if missed is None:
             # What was missed is no longer in the log: a snapshot, as on a stale reconnect.
             view = await self._snapshot(self.ident)
-            self._ready.append(Event(code, "reconnect_sync", view | {"recovered": False}))
             self.cursor = view["seq"]
-            return
-        self._ready.extend(self._until_closed(missed))
+            return [Event(code, "reconnect_sync", view | {"recovered": False})]
         self.cursor = target
+        return self._until_closed(missed)
 
     def _deliverable(self, event: Event) -> Event | None:
         """The event if this feed's viewer may see it; a `seat_closed` closes the feed."""

@@ -143,10 +143,12 @@ class Pump:
         self.cut = False
         self._ended = False
 
-    def start(self, first: CatchUp) -> None:
+    def start(self, first: CatchUp | None) -> None:
         """The catch-up first, in the pump's task (it runs once the caller yields: a socket's
-        join ack goes out before it), then live events as they are published."""
-        self._task = asyncio.create_task(self._run(first), name=f"pump-{self._transport.name}")
+        join ack goes out before it), then live events as they are published. None: the
+        owner has the catch-up in hand already (a poll's answer)."""
+        if first is not None:
+            self._task = asyncio.create_task(self._run(first), name=f"pump-{self._transport.name}")
         # After the task: items published during the catch-up's read wait behind it.
         self._feed.listen(self._on_item, closed=self._on_closed)
 
