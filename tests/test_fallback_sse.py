@@ -6,6 +6,9 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
+
+from arcane.fallback import sse
 
 from tests.streams import SseFollower, SseStream, play_scripted_game, sse_for, visible_log
 from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving
@@ -329,3 +332,21 @@ async def test_shutdown_ends_every_open_stream(server: LiveServer) -> None:
         assert subscribers(server.runtime.bus) == 0
     finally:
         await close_all(*streams, ann, bob)
+
+
+async def test_a_stream_that_fails_once_begun_ends_with_an_error_frame(
+        server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    (ann,) = await seat_party(server, ["Ann"])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the ink runs")
+
+    monkeypatch.setattr(sse.Pump, "start", broken)
+    stream = SseStream(server, ann.game_code, token=ann.token, last_event_id=0)
+    try:
+        assert (await stream.open()).status_code == 200  # too late for a status: a frame says it
+        await asyncio.wait_for(stream.ended.wait(), 5)
+        assert [(e.event, e.data["code"], e.id) for e in stream.events] == [("error", "INTERNAL_ERROR", None)]
+        assert "the ink runs" in caplog.text
+    finally:
+        await close_all(stream, ann)

@@ -8,6 +8,7 @@ Served by the bare ASGI front of arcane/fallback/bare.py, not by Quart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
@@ -19,7 +20,7 @@ from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
-from arcane.transports import PAYLOAD, Encoder, Pump, Services
+from arcane.transports import PAYLOAD, Encoder, Pump, Refusal, Services
 from arcane.wire import ChunkWriter
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,15 @@ async def serve(rt: Services, caller: Caller, code: str, request: Request, recei
     del request  # an open stream keeps nothing of the request
     try:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await stream(rt, ident, member, after, receive, send)
+        try:
+            await stream(rt, ident, member, after, receive, send)
+        except Exception:
+            # Too late for a status: the stream's last frame says it, and the client resumes.
+            log.exception("SSE stream of %s in %s failed", ident.player_id, ident.game_code)
+            error = Refusal(ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side"))
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "http.response.body", "body": frame(error.event(ident.game_code)),
+                            "more_body": False})
     finally:
         slot.release()
 
