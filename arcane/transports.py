@@ -161,11 +161,6 @@ class Pump:
         if self._task is None and not self.cut:
             self._task = asyncio.create_task(self._run(None, write), name=f"pump-{self._transport.name}")
 
-    async def drained(self) -> None:
-        """Until nothing waits to be written (the catch-up included)."""
-        while (task := self._task) is not None and task is not asyncio.current_task():
-            await asyncio.wait((task,))
-
     async def stop(self) -> None:
         """Close the feed and end the pump's task, if any; an error in it is logged."""
         self._feed.close()

@@ -105,16 +105,16 @@ class Realtime:
                 # Expired, or its seat left the game: refused now, not at the first join.
                 await self.rt.service.authenticate(token_identity)
             except ArcaneError as error:
-                raise ConnectionRefusedError(error.message, error.to_dict()) from None
+                raise ConnectionRefusedError(error.message, Refusal(error).payload()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
         if token_identity is None and not games:
             refusal = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
-            raise ConnectionRefusedError(refusal.message, refusal.to_dict())
+            raise ConnectionRefusedError(refusal.message, Refusal(refusal).payload())
         address = self.rt.limits.address(environ.get("asgi.scope") or {})
         try:
             slot = self.rt.limits.connections.open(address=address)
         except ArcaneError as error:
-            raise ConnectionRefusedError(error.message, error.to_dict()) from None
+            raise ConnectionRefusedError(error.message, Refusal(error).payload()) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.connections[sid] = Connection(sid, eio_sid, games, token_identity, address=address, slot=slot)
         # python-socketio keeps the handshake's environ for the socket's whole life: its
