@@ -170,7 +170,8 @@ async def _body(send: Send | ChunkWriter, data: bytes) -> None:
 
 
 def frame(event: Event, *, seq: int | None = None) -> bytes:
-    """The event's SSE frame; `seq` gives the id of a snapshot, which has no seq of its own."""
+    """The event's SSE frame; `seq` gives the id of a snapshot, which has no seq of its own
+    (and is one stream's alone: it is not kept encoded)."""
     return FRAME(event) if seq is None or seq == event.seq else _frame(event, seq)
 
 

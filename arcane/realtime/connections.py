@@ -122,7 +122,8 @@ class SocketWire:
             await emit(self._sio, self._conn, event)
 
     async def write_snapshot(self, event: Event, seq: int) -> None:
-        await emit(self._sio, self._conn, event)  # its payload carries its seq
+        # Its payload carries its seq; it is this socket's alone, so it is not kept encoded.
+        await self._sio.eio.send(self._conn.eio_sid, PACKET.encode(event))
 
     def size(self, event: Event) -> int:
         return len(FRAME(event))
