@@ -124,11 +124,11 @@ class EventStream:
         return False
 
     async def write(self, events: Sequence[Event]) -> None:
-        pieces = Backlog(len(events), wire.HIGH_WATER)
-        while events:
-            piece = pieces.prefix(list(events), lambda e: len(frame(e)))
+        remaining, pieces = list(events), Backlog(len(events), wire.HIGH_WATER)
+        while remaining:
+            piece = pieces.prefix(remaining, self.size)
             await self._write(frames(piece))
-            events = events[len(piece):]
+            remaining = remaining[len(piece):]
 
     async def write_snapshot(self, event: Event, seq: int) -> None:
         await self._write(frame(event, seq=seq))

@@ -108,8 +108,8 @@ class Realtime:
                 raise ConnectionRefusedError(error.message, Refusal(error).payload()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
         if token_identity is None and not games:
-            refusal = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
-            raise ConnectionRefusedError(refusal.message, Refusal(refusal).payload())
+            anonymous = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
+            raise ConnectionRefusedError(anonymous.message, Refusal(anonymous).payload())
         address = self.rt.limits.address(environ.get("asgi.scope") or {})
         try:
             slot = self.rt.limits.connections.open(address=address)
@@ -200,8 +200,11 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        room.pump = Pump(feed, SocketWire(self.sio, conn), Backlog.of(self.rt.settings),
-                         on_event=lambda event: self._seat_closed(conn, room) if event.name == SEAT_CLOSED else None)
+        def written(event: Event) -> None:
+            if event.name == SEAT_CLOSED:
+                self._seat_closed(conn, room)
+
+        room.pump = Pump(feed, SocketWire(self.sio, conn), Backlog.of(self.rt.settings), on_event=written)
         room.pump.start(first)
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 

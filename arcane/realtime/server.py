@@ -30,7 +30,7 @@ class Reply:
 
     The request has an id, `cause`, which the events it causes carry (`Event.cause`). A
     handler that can tell its answer from such an event says how (`early`): when that event
-    is written to this socket, the ack goes in the same write (`Delivery`), and the ack
+    is written to this socket, the ack goes in the same write (`SocketWire`), and the ack
     python-socketio sends when the handler returns is dropped.
     """
 
