@@ -10,9 +10,8 @@ from arcane.transports import Services
 class Following:
     """A bounded feed of `ident`'s game, closed when the request ends or shutdown begins.
 
-    Closing the feed wakes whoever waits on it (`Feed.next` answers None with
-    `feed.closed` set), so an open stream or a waiting poll ends promptly and
-    hypercorn is not held up. A class rather than a generator-based context manager:
+    Closing the feed ends its pump (arcane/transports.py), which tells its transport,
+    so an open stream or a waiting poll ends promptly and hypercorn is not held up. A class rather than a generator-based context manager:
     an open stream keeps no generator frame for it.
     """
 
