@@ -178,28 +178,36 @@ class Pump:
     def _on_item(self, item: Item) -> None:
         if self.cut:
             return
-        transport = self._transport
-        queued, unsent = transport.unsent()
-        waiting = len(self._waiting) if self._waiting else 0
-        size = transport.size(item) if isinstance(item, Event) else 0
-        if self._backlog.exceeded(events=waiting + queued + 1, nbytes=self._waiting_bytes + unsent + size):
-            self._cut()
-            return
         pending: Item | _Accepted = item
         if self._task is None:
             taken, event = self._feed.accept(item)
             if taken:
                 if event is None:
+                    return  # not this client's, or had already
+                if self._behind(event):
                     return
                 if self._transport.write_now(event):
                     self._written(event)
                     return
                 pending = _Accepted(event)  # taken, but the transport must wait to write it
+            elif self._behind(item):
+                return
             self._task = asyncio.create_task(self._run(None), name=f"pump-{self._transport.name}")
+        elif self._behind(item):
+            return
         if self._waiting is None:
             self._waiting = deque()
         self._waiting.append(pending)
-        self._waiting_bytes += size
+        self._waiting_bytes += self._size(pending)
+
+    def _behind(self, item: Item) -> bool:
+        """The rule, as an item arrives: cut the client (and say so) if it is too far behind."""
+        queued, unsent = self._transport.unsent()
+        events = (len(self._waiting) if self._waiting else 0) + queued + 1
+        if self._backlog.exceeded(events=events, nbytes=self._waiting_bytes + unsent + self._size(item)):
+            self._cut()
+            return True
+        return False
 
     def _cut(self) -> None:
         log.warning("%s fell too far behind in %s; cutting it: it resumes from its cursor",
