@@ -11,8 +11,9 @@ class Following:
     """A bounded feed of `ident`'s game, closed when the request ends or shutdown begins.
 
     Closing the feed ends its pump (arcane/transports.py), which tells its transport,
-    so an open stream or a waiting poll ends promptly and hypercorn is not held up. A class rather than a generator-based context manager:
-    an open stream keeps no generator frame for it.
+    so an open stream or a waiting poll ends promptly and hypercorn is not held up. A
+    class rather than a generator-based context manager: an open stream keeps no
+    generator frame for it.
     """
 
     __slots__ = ("_rt", "_feed")
