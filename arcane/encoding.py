@@ -29,15 +29,17 @@ class Encoder(Generic[F]):
         self._old: dict[int, tuple[Event, F]] = {}
 
     def __call__(self, event: Event) -> F:
-        key = id(event)
-        kept = self._new.get(key) or self._old.get(key)
-        if kept is not None:
-            return kept[1]
-        frame = self.encode(event)
+        kept = self._new.get(id(event))
+        if kept is None:
+            kept = self._old.get(id(event)) or self._make(event)
+        return kept[1]
+
+    def _make(self, event: Event) -> tuple[Event, F]:
+        kept = (event, self.encode(event))
         if len(self._new) >= self._keep:
             self._old, self._new = self._new, {}
-        self._new[key] = (event, frame)
-        return frame
+        self._new[id(event)] = kept
+        return kept
 
     def __repr__(self) -> str:
         return f"Encoder({self.name!r})"

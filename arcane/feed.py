@@ -44,7 +44,7 @@ class Backlog:
     def of(cls, settings: Settings) -> Backlog:
         return cls(settings.stream_buffer, settings.stream_buffer_bytes)
 
-    def exceeded(self, *, events: int = 0, nbytes: int = 0) -> bool:
+    def exceeded(self, events: int = 0, nbytes: int = 0) -> bool:
         return events > self.events or nbytes > self.bytes
 
     def prefix(self, events: list[Event], size: Callable[[Event], int]) -> list[Event]:

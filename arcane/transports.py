@@ -96,8 +96,9 @@ class Transport(Protocol):
     def size(self, event: Event) -> int:
         """The bytes the event takes on this transport's wire (its frame, encoded once)."""
 
-    def unsent(self) -> tuple[int, int]:
-        """(events, bytes) handed to the connection that the client has not taken yet."""
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        """(events, bytes) handed to the connection that the client has not taken yet, and
+        `event` besides, if given (it is about to be)."""
 
     def cut(self) -> None:
         """Drop the connection now, unsent bytes and all: the client fell behind."""
@@ -184,10 +185,15 @@ class Pump:
             if taken:
                 if event is None:
                     return  # not this client's, or had already
-                if self._behind(event):
+                # The rule (`_behind`) for the usual case, nothing waiting here: once per
+                # event and client, so in as few calls as it can be.
+                transport = self._transport
+                if self._backlog.exceeded(*transport.unsent(event)):
+                    self._cut()
                     return
-                if self._transport.write_now(event):
-                    self._written(event)
+                if transport.write_now(event):
+                    if self._on_event is not None:
+                        self._on_event(event)
                     return
                 pending = _Accepted(event)  # taken, but the transport must wait to write it
             elif self._behind(item):
@@ -202,9 +208,10 @@ class Pump:
 
     def _behind(self, item: Item) -> bool:
         """The rule, as an item arrives: cut the client (and say so) if it is too far behind."""
-        queued, unsent = self._transport.unsent()
-        events = (len(self._waiting) if self._waiting else 0) + queued + 1
-        if self._backlog.exceeded(events=events, nbytes=self._waiting_bytes + unsent + self._size(item)):
+        queued, unsent = self._transport.unsent(item if isinstance(item, Event) else None)
+        if self._waiting:
+            queued += len(self._waiting)
+        if self._backlog.exceeded(queued, self._waiting_bytes + unsent):
             self._cut()
             return True
         return False

@@ -66,8 +66,8 @@ class Stuck:
     def size(self, event: Event) -> int:
         return 100
 
-    def unsent(self) -> tuple[int, int]:
-        return 0, 0
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        return (0, 0) if event is None else (1, self.size(event))
 
     def cut(self) -> None:
         self.was_cut = True

@@ -130,8 +130,10 @@ class Answer:
     def size(self, event: Event) -> int:
         return len(ENTRY(event))
 
-    def unsent(self) -> tuple[int, int]:
-        return len(self.items), self._bytes
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        if event is None:
+            return len(self.items), self._bytes
+        return len(self.items) + 1, self._bytes + self.size(event)
 
     def cut(self) -> None:
         self._wake()

@@ -140,8 +140,9 @@ class EventStream:
     def size(self, event: Event) -> int:
         return len(FRAME(event))
 
-    def unsent(self) -> tuple[int, int]:
-        return 0, (self._send.buffered() if isinstance(self._send, ChunkWriter) else 0)
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        events, size = (0, 0) if event is None else (1, len(FRAME(event)))
+        return events, size + (self._send.buffered() if isinstance(self._send, ChunkWriter) else 0)
 
     def cut(self) -> None:
         if isinstance(self._send, ChunkWriter):

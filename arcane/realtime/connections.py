@@ -87,22 +87,26 @@ class SocketWire:
     within a loop turn.
     """
 
-    __slots__ = ("name", "_sio", "_conn", "_socket")
+    __slots__ = ("name", "_sio", "_conn", "_socket", "_queue")
 
     def __init__(self, sio: Any, conn: Connection) -> None:
         self.name = f"socket {conn.sid}"
         self._sio = sio
         self._conn = conn
         self._socket = sio.eio.sockets.get(conn.eio_sid)
+        queue = getattr(self._socket, "queue", None)
+        # Every socket's, since direct.install(); made with the socket and kept for its life.
+        self._queue = queue if isinstance(queue, direct.SocketQueue) else None
 
     def write_now(self, event: Event) -> bool:
         """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
-        socket = self._socket
-        if not direct.socket_alive(self._sio.eio, socket):
+        queue = self._queue
+        if queue is None or not direct.socket_alive(self._sio.eio, self._socket):
             return False  # let Engine.IO's own send notice the dead client and close it
-        queue: direct.SocketQueue = socket.queue  # every socket's, since direct.install()
         if not self._with_reply(queue, event):
-            queue.put_message(PACKET(event), FRAME(event))
+            frame = FRAME(event)
+            if not queue.write_now(frame):
+                queue.put_message(PACKET(event), frame)
         return True
 
     def _with_reply(self, queue: direct.SocketQueue, event: Event) -> bool:
@@ -128,12 +132,12 @@ class SocketWire:
     def size(self, event: Event) -> int:
         return len(FRAME(event))
 
-    def unsent(self) -> tuple[int, int]:
-        socket = self._socket
-        if socket is None or not isinstance(socket.queue, direct.SocketQueue):
-            return 0, 0
-        queue: direct.SocketQueue = socket.queue
-        return queue.qsize(), (queue.ws.buffered() if queue.ws is not None else 0)
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        queue = self._queue
+        events, size = (0, 0) if event is None else (1, len(FRAME(event)))
+        if queue is None:
+            return events, size
+        return events + queue.qsize(), size + (queue.ws.buffered() if queue.ws is not None else 0)
 
     def cut(self) -> None:
         socket = self._socket
@@ -141,8 +145,8 @@ class SocketWire:
             asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
             return
         # Not sio.disconnect(): it waits for the client to read what is queued, which it is not doing.
-        if socket.queue.ws is not None:
-            socket.queue.ws.abort()
+        if self._queue is not None and self._queue.ws is not None:
+            self._queue.ws.abort()
         asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
 
     def ended(self) -> None:
