@@ -25,7 +25,9 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/hypercorn arcane:app --bind $(HOST):$(PORT)
 
+# Types first (strict, on arcane/: [tool.mypy] in pyproject.toml), then the suite.
 test: $(VENV)/.installed-test
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # This server against bare python-socketio, Flask-SocketIO/eventlet and Node socket.io;

@@ -1,14 +1,15 @@
 """Publish/subscribe for committed and ephemeral events; the meeting point of all transports.
 
-The memory bus delivers in publish order to bounded per-subscriber queues. A
-subscriber that falls `maxsize` events behind is marked overflowed and closed:
-its owner resumes from its cursor instead of the server buffering without end.
+The memory bus delivers in publish order to each subscriber's listener, holding items
+(at most `maxsize`) until the subscriber sets one. One that overflows meanwhile is
+marked overflowed and closed: its owner resumes from its cursor instead of the server
+buffering without end. Past that, how far an owner may fall behind is the transports'
+rule (arcane/transports.py Pump, arcane/feed.py Backlog).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from arcane.events import Event
@@ -27,102 +28,50 @@ Item = Event | Resync
 
 
 class Subscription:
+    """One owner's share of a game's items: held (at most `maxsize`) until the owner sets its
+    `listener`, then handed to it as they are published. One that overflows while held is
+    closed: its owner resumes from its cursor, never from a gap."""
+
+    __slots__ = ("_bus", "game_code", "_maxsize", "_held", "overflowed", "closed", "listener", "on_closed")
+
     def __init__(self, bus: Bus, game_code: str | None, maxsize: int) -> None:
         self._bus = bus
         self.game_code = game_code
         self._maxsize = maxsize
-        # Made on first use: a subscriber with a listener never needs one (memory per connection).
-        self._items: SlimQueue | None = None
+        self._held: list[Item] | None = None  # made when first needed
         self.overflowed = False
         self.closed = False
-        # Set by an owner that takes each item as it is published instead of from the queue.
+        # Set by the owner once it takes each item as it is published (arcane/feed.py listen).
         self.listener: Callable[[Item], None] | None = None
-        # Set by an owner that bounds its backlog in bytes too (arcane/feed.py Backlog): run
-        # after each item is queued, or on overflow; the queued payload bytes are counted then.
-        self.on_queued: Callable[[Subscription], None] | None = None
-        self.queued_bytes = 0
+        self.on_closed: Callable[[], None] | None = None  # and told when it closes
 
-    @property
-    def _queue(self) -> SlimQueue:
-        if self._items is None:
-            self._items = SlimQueue(self._maxsize)
-        return self._items
-
-    def deliver(self, event: Item) -> None:
+    def deliver(self, item: Item) -> None:
         if self.closed:
             return
         if self.listener is not None:
-            self.listener(event)
+            self.listener(item)
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._held is None:
+            self._held = []
+        if len(self._held) >= self._maxsize:
             self.overflowed = True
             self.close()
-        else:
-            if self.on_queued is not None:
-                self.queued_bytes += _weight(event)
-        if self.on_queued is not None:
-            self.on_queued(self)
-
-    def backlog(self) -> tuple[int, int]:
-        """(events, payload bytes) queued for the owner; past `maxsize` once it overflowed."""
-        events = self._items.qsize() if self._items is not None else 0
-        return (self._maxsize + 1 if self.overflowed else events), self.queued_bytes
+            return
+        self._held.append(item)
 
     def close(self) -> None:
-        """Stop receiving; a waiting `get()` wakes up and returns None."""
+        """Stop receiving; what is held stays for `take_held` (it has no gap)."""
         if self.closed:
             return
         self.closed = True
         self._bus._remove(self)
-        if self.listener is not None and self._items is None:
-            return  # nobody reads a queue that was never made
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            # Nobody waits on a full queue, and get() answers None once it is drained.
-            # Dropping an event to make room would hand the owner a gap behind its cursor.
-            pass
+        if self.on_closed is not None:
+            self.on_closed()
 
-    async def get(self) -> Item | None:
-        if self.closed and (self._items is None or self._items.empty()):
-            return None
-        return self._taken(await self._queue.get())
-
-    def get_nowait(self) -> Item | None:
-        if self._items is None:
-            return None
-        try:
-            return self._taken(self._queue.get_nowait())
-        except asyncio.QueueEmpty:
-            return None
-
-    def _taken(self, item: Item | None) -> Item | None:
-        if item is not None and self.on_queued is not None:
-            self.queued_bytes -= _weight(item)
-        return item
-
-    def take_queued(self) -> list[Item]:
-        """Everything queued so far, and the queue itself: for an owner about to set a listener."""
-        items: list[Item] = []
-        while (item := self.get_nowait()) is not None:
-            items.append(item)
-        if not self.closed:
-            self._items = None
-        return items
-
-    def __aiter__(self) -> AsyncIterator[Item]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Item]:
-        while (item := await self.get()) is not None:
-            yield item
-
-
-def _weight(item: Item) -> int:
-    """What an item adds to an owner's byte backlog: its payload (encoded once per event)."""
-    return len(item.data_json()) if isinstance(item, Event) else 0
+    def take_held(self) -> list[Item]:
+        """Everything held so far, in order: for an owner about to set a listener."""
+        held, self._held = self._held or [], None
+        return held
 
 
 class Bus:
@@ -154,11 +103,6 @@ class Bus:
         sub = Subscription(self, game_code, maxsize)
         self._by_game.setdefault(game_code, set()).add(sub)
         return sub
-
-    def subscriber_count(self, game_code: str | None = None) -> int:
-        if game_code is None:
-            return sum(len(subs) for subs in self._by_game.values())
-        return len(self._by_game.get(game_code, ()))
 
     def _remove(self, sub: Subscription) -> None:
         subs = self._by_game.get(sub.game_code)

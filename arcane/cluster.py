@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as redis
@@ -198,7 +198,7 @@ class RedisBus(Bus):
                 self._link.failed("listening for events", exc)
             finally:
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                 except FAULTS:
                     pass
             await asyncio.sleep(backoff.next())
@@ -334,7 +334,9 @@ class RedisDirectory:
 
     async def online(self, game_code: str) -> set[str]:
         try:
-            members = await self._link.client.zrangebyscore(self._online_key(game_code), time.time(), "+inf")
+            # Text, not bytes (decode_responses), and plain members (no scores asked for).
+            members = cast(list[str], await self._link.client.zrangebyscore(
+                self._online_key(game_code), time.time(), "+inf"))
         except FAULTS as exc:
             self._link.failed("reading presence", exc)
             return set()

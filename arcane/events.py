@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
-
-from arcane import jsoncodec
 
 ROOM = "room"
 # Logged to the seat alone when it leaves the game: every feed of that seat ends with it.
@@ -31,6 +29,9 @@ class Event:
     """A game event. Logged events carry a seq; ephemeral ones (seq None) are never stored.
 
     `exclude` names a player who must not receive it (the typist of `player_typing`).
+    `cause` is the id of the request that caused it, if its caller gave one (`new_request`): a
+    transport may answer that request together with the event. It is neither logged nor
+    sent to other processes.
     """
 
     game_code: str
@@ -40,8 +41,7 @@ class Event:
     seq: int | None = None
     timestamp: float = 0.0
     exclude: str | None = None
-    # Filled on first use, so a broadcast builds and encodes the payload once, not per recipient.
-    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    cause: int | None = field(default=None, compare=False)
 
     @property
     def logged(self) -> bool:
@@ -56,9 +56,7 @@ class Event:
         """The payload a client receives: logged events carry seq and timestamp. Do not mutate."""
         if self.seq is None:
             return self.payload
-        if "data" not in self._cache:
-            self._cache["data"] = {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
-        return self._cache["data"]
+        return {**self.payload, "seq": self.seq, "timestamp": self.timestamp}
 
     def to_wire(self) -> dict[str, Any]:
         """The event as it crosses between server processes (see `from_wire`)."""
@@ -69,18 +67,10 @@ class Event:
     def from_wire(cls, wire: dict[str, Any]) -> Event:
         return cls(wire["g"], wire["n"], wire["p"], wire["a"], wire["s"], wire["t"], wire["x"])
 
-    def data_json(self) -> str:
-        """`data()` encoded once, however many recipients it has."""
-        if "json" not in self._cache:
-            self._cache["json"] = jsoncodec.dumps(self.data())
-        return self._cache["json"]
 
-    def cached(self, key: str, make: Callable[[], Any]) -> Any:
-        """`make()`, computed once per event however many recipients ask (encodings)."""
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+_requests = itertools.count(1)
 
-    def socketio_packet(self) -> str:
-        """The Socket.IO EVENT packet for the default namespace, encoded once per event."""
-        return self.cached("sio", lambda: f'2[{jsoncodec.dumps(self.name)},{self.data_json()}]')  # type: ignore[no-any-return]
+
+def new_request() -> int:
+    """A fresh request id for `Event.cause`: unique in this process."""
+    return next(_requests)

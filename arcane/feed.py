@@ -7,8 +7,7 @@ catch-up runs is neither lost nor sent twice.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +15,12 @@ from arcane.bus import Bus, Item, Resync, Subscription
 from arcane.config import Settings
 from arcane.events import SEAT_CLOSED, Event
 from arcane.game.records import Identity
-from arcane.game.service import GameService
 from arcane.recent import RecentEvents
 from arcane.store import Store
+
+# The caller's whole view of the game (GameService.view), with its `seq`: what a client
+# that cannot be caught up from the log gets instead, as `reconnect_sync`.
+Snapshot = Callable[[Identity], Awaitable[dict[str, Any]]]
 
 # A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
 # one past it would overflow the log's query. Every transport refuses such a cursor.
@@ -42,7 +44,7 @@ class Backlog:
     def of(cls, settings: Settings) -> Backlog:
         return cls(settings.stream_buffer, settings.stream_buffer_bytes)
 
-    def exceeded(self, *, events: int = 0, nbytes: int = 0) -> bool:
+    def exceeded(self, events: int = 0, nbytes: int = 0) -> bool:
         return events > self.events or nbytes > self.bytes
 
     def prefix(self, events: list[Event], size: Callable[[Event], int]) -> list[Event]:
@@ -69,7 +71,7 @@ class CatchUp:
         return Event(game_code, "reconnect_sync", self.sync | {"recovered": False})
 
 
-async def catch_up(store: Store, service: GameService, ident: Identity, after: int | None,
+async def catch_up(store: Store, snapshot: Snapshot, ident: Identity, after: int | None,
                    recent: RecentEvents | None = None) -> CatchUp:
     """Every visible event after `after`, provably complete, or the caller's view instead.
 
@@ -82,15 +84,15 @@ async def catch_up(store: Store, service: GameService, ident: Identity, after: i
             return CatchUp(True, last, events, None)
         found = await store.log_since(ident.game_code, after, ident.player_id)
         if found is not None:
-            _, last, events = found
-            if events is not None and after <= last:
-                return CatchUp(True, last, events, None)
-    view = await service.view(ident)
+            _, last, logged = found
+            if logged is not None and after <= last:
+                return CatchUp(True, last, logged, None)
+    view = await snapshot(ident)
     return CatchUp(False, view["seq"], [], view)
 
 
 class Feed:
-    """A subscription plus a cursor: yields each visible event once, in seq order.
+    """A subscription plus a cursor: hands on each visible event once, in seq order.
 
     The cursor is the last seq of the game (any audience) this feed has passed.
     The bus carries every event of the game, so a seq that jumps past cursor + 1
@@ -101,69 +103,37 @@ class Feed:
     event a feed gives: it closes the feed, and `seat_closed` tells its owner why.
     """
 
-    def __init__(self, bus: Bus, ident: Identity, *, maxsize: int = 1000) -> None:
+    def __init__(self, bus: Bus, ident: Identity, *, store: Store, snapshot: Snapshot,
+                 maxsize: int = 1000) -> None:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
         self._recent = bus.recent
-        self._ready: list[Event] = []  # a few at most; a list is a tenth of an empty deque
-        self._store: Store | None = None
-        self._service: GameService | None = None
+        self._store = store
+        self._snapshot = snapshot
         self.seat_closed = False
-
-    @property
-    def overflowed(self) -> bool:
-        return self._sub.overflowed
 
     @property
     def closed(self) -> bool:
         return self._sub.closed
 
-    async def start(self, store: Store, service: GameService, after: int | None) -> CatchUp:
-        self._store, self._service = store, service
-        result = await catch_up(store, service, self.ident, after, self._recent)
+    async def start(self, after: int | None) -> CatchUp:
+        result = await catch_up(self._store, self._snapshot, self.ident, after, self._recent)
         self.cursor = result.seq
         if result.recovered:
             result = CatchUp(True, result.seq, self._until_closed(result.events), None)
         return result
 
-    async def next(self, timeout: float | None = None) -> Event | None:
-        """The next event for this connection; None on timeout or when the feed closed."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not self._ready:
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
-            # cancellation that races a result, and a cancelled stream must end.
-            try:
-                async with asyncio.timeout(remaining):
-                    item = await self._sub.get()
-            except TimeoutError:
-                return None
-            if item is None:
-                return None
-            await self._take(item)
-        return self._ready.pop(0)
-
-    async def ready(self) -> list[Event]:
-        """Events already waiting, without waiting for more."""
-        while (item := self._sub.get_nowait()) is not None:
-            await self._take(item)
-        out = list(self._ready)
-        self._ready.clear()
-        return out
-
-    def on_backlog(self, check: Callable[[int, int], None]) -> None:
-        """Have `check(events, payload_bytes)` run whenever an item waits for this feed (and
-        on overflow), even while its owner is stuck writing to a client that does not read."""
-        self._sub.on_queued = lambda sub: check(*sub.backlog())
-
-    def listen(self, listener: Callable[[Item], None]) -> None:
+    def listen(self, listener: Callable[[Item], None], *, closed: Callable[[], None] | None = None) -> None:
         """Have each bus item handed to `listener` as it is published (see `accept`), starting
-        with any published since the feed opened (during the catch-up's read, say)."""
-        for item in self._sub.take_queued():
+        with any published since the feed opened (during the catch-up's read, say); and
+        `closed()` called once the feed closes."""
+        for item in self._sub.take_held():
             listener(item)
         self._sub.listener = listener
+        self._sub.on_closed = closed
+        if closed is not None and self._sub.closed:
+            closed()
 
     def accept(self, item: Item) -> tuple[bool, Event | None]:
         """The in-order case, without waiting: (taken?, the event to deliver if any).
@@ -185,49 +155,38 @@ class Feed:
 
     async def take(self, item: Item) -> list[Event]:
         """Any item: what to deliver for it, reading the log for whatever it skipped."""
-        await self._take(item)
-        out = list(self._ready)
-        self._ready.clear()
-        return out
-
-    async def _take(self, item: Item) -> None:
         if self.seat_closed:
-            return
+            return []
         taken, event = self.accept(item)
-        if not taken:
-            if isinstance(item, Resync):
-                await self._fill(None)
-                return
-            assert item.seq is not None  # only a logged event can leave a gap
-            await self._fill(item.seq - 1)
-            if item.seq <= self.cursor or self.seat_closed:
-                return
-            self.cursor = item.seq
-            event = self._deliverable(item)
-        if event is not None:
-            self._ready.append(event)
+        if taken:
+            return [] if event is None else [event]
+        if isinstance(item, Resync):
+            return await self._fill(None)
+        assert item.seq is not None  # only a logged event can leave a gap
+        missed = await self._fill(item.seq - 1)
+        if item.seq <= self.cursor or self.seat_closed:
+            return missed
+        self.cursor = item.seq
+        event = self._deliverable(item)
+        return missed if event is None else [*missed, event]
 
-    async def _fill(self, upto: int | None) -> None:
-        """Read what the bus did not bring, up to `upto` (None: the end of the log)."""
-        store, service = self._store, self._service
-        if store is None or service is None:
-            return
+    async def _fill(self, upto: int | None) -> list[Event]:
+        """What the bus did not bring, read up to `upto` (None: the end of the log)."""
         code = self.ident.game_code
-        found = await store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
+        found = await self._store.log_since(code, self.cursor, self.ident.player_id, upto=upto)
         if found is None:
-            return
+            return []
         _, last, missed = found
         target = last if upto is None else min(upto, last)
         if target <= self.cursor:
-            return
+            return []
         if missed is None:
             # What was missed is no longer in the log: a snapshot, as on a stale reconnect.
-            view = await service.view(self.ident)
-            self._ready.append(Event(code, "reconnect_sync", view | {"recovered": False}))
+            view = await self._snapshot(self.ident)
             self.cursor = view["seq"]
-            return
-        self._ready.extend(self._until_closed(missed))
+            return [Event(code, "reconnect_sync", view | {"recovered": False})]
         self.cursor = target
+        return self._until_closed(missed)
 
     def _deliverable(self, event: Event) -> Event | None:
         """The event if this feed's viewer may see it; a `seat_closed` closes the feed."""

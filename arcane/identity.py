@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, Protocol
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from arcane.errors import ArcaneError, ErrorCode
-from arcane.game.records import Identity
+from arcane.game.records import Identity, Member
+from arcane.game.service import GameService, normalize_code
+from arcane.limits import Limits
 
 SESSION_GAMES = "games"
 SESSION_CURRENT = "current_game"
@@ -106,3 +108,38 @@ def cookie_session(raw: str, load: Callable[[str], dict[str, Any] | None]) -> di
         return {}
     morsel = cookie.get(SESSION_COOKIE)
     return (load(morsel.value) or {}) if morsel else {}
+
+
+def bearer(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+class Seating(Protocol):
+    """What finding a caller's seat needs (arcane.transports.Services has it all)."""
+
+    @property
+    def tokens(self) -> Tokens: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def service(self) -> GameService: ...
+
+
+async def seat_of(services: Seating, code: Any, token: str | None, session: Mapping[str, Any], *,
+                  address: str) -> tuple[Identity, Member]:
+    """The seat that the token (else the session) gives in game `code`, on any transport.
+
+    A caller without a seat in `code` gets the same answer whether or not the game exists
+    (AUTH_REQUIRED, or NOT_IN_GAME with seats elsewhere), counted against the address's
+    budget of failed lookups: game codes cannot be enumerated (docs/client.md)."""
+    code = normalize_code(code)
+    try:
+        ident = identity_for(code, token, session, services.tokens)
+    except ArcaneError as refusal:
+        raise await services.limits.failed_lookup(address, refusal) from None
+    return ident, await services.service.authenticate(ident)  # reads the games table only to refuse

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -119,10 +119,10 @@ class Limits:
         self.connections = ConnectionCaps(settings.max_connections_per_identity,
                                           settings.max_connections_per_address)
 
-    def address(self, scope: MutableMapping[str, Any]) -> str:
+    def address(self, scope: Mapping[str, Any]) -> str:
         return client_address(scope, self.proxies)
 
-    async def create(self, scope: MutableMapping[str, Any]) -> None:
+    async def create(self, scope: Mapping[str, Any]) -> None:
         """A game, player or spectator is about to be made for the client at `scope`."""
         await self.creates.take(self.address(scope))
 

@@ -41,7 +41,7 @@ def _header(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]], name: st
     return next((v.decode("latin1") for k, v in headers if k.lower() == key), "")
 
 
-def client_address(scope: MutableMapping[str, Any], proxies: TrustedProxies) -> str:
+def client_address(scope: Mapping[str, Any], proxies: TrustedProxies) -> str:
     """The client's address: the direct peer, or the last hop a trusted proxy names."""
     client = scope.get("client")
     peer = str(client[0]) if client else "unknown"

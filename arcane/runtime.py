@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import socketio
 from quart import Quart
@@ -22,19 +22,21 @@ from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings
+from arcane.fallback.bare import ASGIApp
 from arcane.feed import Feed
 from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
 from arcane.game.service import GameService
 from arcane.identity import SESSION_COOKIE, Tokens
-from arcane.limits import Limiter, Limits, LocalLimiter
+from arcane.limits import Limits, LocalLimiter
 from arcane.presence import Presence
 from arcane.realtime.bodies import BoundedPollingBodies
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
-from arcane.realtime.server import create_server
+from arcane.realtime.server import SocketServer, create_server
 from arcane.routes import api, errors, legacy, pages
 from arcane.store import Store
+from arcane.transports import Services
 
 ROOT = Path(__file__).resolve().parent.parent
 SWITCH_INTERVAL = 0.0005
@@ -49,26 +51,51 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """Everything one server process owns; opened before serving, closed after."""
+    """Everything one server process owns; opened before serving, closed after.
 
-    settings: Settings
-    store: Store
-    bus: Bus
-    service: GameService
-    tokens: Tokens
-    presence: Presence
-    limiter: Limiter
-    sio: socketio.AsyncServer
-    limits: Limits  # per address and identity, and the connection caps
+    The transports and the routes are given its `services`, never the runtime itself."""
+
+    services: Services
+    sio: SocketServer
     cluster: Cluster | None = None
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: Realtime | None = None
-    followers: set[Feed] = field(default_factory=set)  # open SSE streams and long-polls
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _shutdown_watch: asyncio.Task[None] | None = None
 
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    @property
+    def bus(self) -> Bus:
+        return self.services.bus
+
+    @property
+    def service(self) -> GameService:
+        return self.services.service
+
+    @property
+    def tokens(self) -> Tokens:
+        return self.services.tokens
+
+    @property
+    def presence(self) -> Presence:
+        return self.services.presence
+
+    @property
+    def closing(self) -> asyncio.Event:
+        return self.services.closing
+
+    @property
+    def followers(self) -> set[Feed]:
+        return self.services.followers
+
     async def start(self) -> None:
-        self.closing = asyncio.Event()
+        self.closing.clear()
         await self.store.open()
         await self.bus.start()
         await self.presence.start()
@@ -162,10 +189,12 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     quart_app = create_quart(settings)
     # Address and read limits go through the same Limiter as the action limit: shared over Redis.
     limits = Limits(settings, functools.partial(RedisLimiter, cluster.link) if cluster else LocalLimiter)
-    runtime = Runtime(settings, store, bus, service, Tokens(quart_app.secret_key), presence, limiter, sio,
-                      limits, cluster)
-    quart_app.extensions["arcane"] = runtime
-    runtime.realtime = Realtime(runtime, _session_loader(quart_app))
+    secret = quart_app.secret_key
+    assert isinstance(secret, str)  # create_quart's, from Settings.resolved_secret_key
+    services = Services(settings, store, bus, service, Tokens(secret), presence, limiter, limits)
+    runtime = Runtime(services, sio, cluster)
+    quart_app.extensions["arcane"] = services
+    runtime.realtime = Realtime(services, sio, _session_loader(quart_app))
 
     @quart_app.before_serving
     async def start() -> None:
@@ -184,21 +213,22 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
 
     # No on_startup/on_shutdown here: with either set, Quart's serving hooks never run.
     # SSE, long-poll and the hot HTTP actions (chat, typing, choices) are served outside Quart.
-    streams = fallback.FallbackRoutes(quart_app, lambda: runtime, _session_loader(quart_app),
-                                      actions=fallback.Actions.of(quart_app, lambda: runtime))
+    # Quart types its ASGI messages as TypedDicts; what it is handed here is exactly those.
+    streams = fallback.FallbackRoutes(cast(ASGIApp, quart_app), services, _session_loader(quart_app),
+                                      actions=fallback.Actions.of(quart_app, lambda: services))
     asgi = socketio.ASGIApp(sio, other_asgi_app=streams)
     # Engine.IO's polling POSTs, bounded before Engine.IO reads them (arcane/realtime/bodies.py).
-    asgi.engineio_server = BoundedPollingBodies(  # type: ignore[assignment]
+    asgi.engineio_server = BoundedPollingBodies(
         sio, path="/socket.io/", limit=settings.max_payload,
-        timeout=settings.ping_interval + settings.ping_timeout, closing=lambda: runtime.closing)
-    asgi.quart = quart_app  # type: ignore[attr-defined]
-    asgi.runtime = runtime  # type: ignore[attr-defined]
+        timeout=settings.ping_interval + settings.ping_timeout, closing=lambda: services.closing)
+    asgi.quart = quart_app
+    asgi.runtime = runtime
     return Gate(asgi, settings)
 
 
 def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:
     """Decode Quart's signed session cookie outside a request (for Socket.IO connects)."""
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    serializer = app.session_interface.get_signing_serializer(app)
     max_age = int(app.permanent_session_lifetime.total_seconds())
 
     def load(value: str) -> dict[str, Any] | None:

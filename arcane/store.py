@@ -260,16 +260,16 @@ class Writes:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return self._db.execute(sql, params).fetchone()  # type: ignore[no-any-return]
 
-    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str]],
+    def log_many(self, entries: Sequence[tuple[str, str, dict[str, Any], str, int | None]],
                  bounds: Mapping[str, tuple[int, int]] | None = None) -> list[Event]:
-        """Append (game_code, name, payload, audience) entries to their games' logs, in order,
-        in three statements however many there are; prunes past retention as `log` does.
+        """Append (game_code, name, payload, audience, cause) entries to their games' logs, in
+        order, in three statements however many there are; prunes past retention as `log` does.
 
         `bounds` may give each game's (last_seq, log_floor) as read in this transaction, by a
         statement the caller makes anyway: one statement fewer."""
         if not entries:
             return []
-        games = {game_code for game_code, _, _, _ in entries}
+        games = {entry[0] for entry in entries}
         if bounds is None:
             row = self._db.execute(
                 "SELECT json_group_array(json_array(code, last_seq, log_floor)) FROM games"
@@ -280,9 +280,9 @@ class Writes:
         now = time.time()
         last = {code: seq for code, (seq, _) in bounds.items()}
         events, rows = [], []
-        for game_code, name, payload, audience in entries:
+        for game_code, name, payload, audience, cause in entries:
             last[game_code] += 1
-            event = Event(game_code, name, payload, audience, last[game_code], now)
+            event = Event(game_code, name, payload, audience, last[game_code], now, cause=cause)
             events.append(event)
             rows.append((game_code, event.seq, name, audience, jsoncodec.dumps(payload)))
         self._db.execute(
@@ -306,7 +306,6 @@ class Job(NamedTuple):
     action: Callable[..., list[Any]]
     item: Any
     future: asyncio.Future[Any]
-    answer: Callable[[Any], None] | None
 
 
 def _run_batches(db: sqlite3.Connection, jobs: list[Job], begin: bool,
@@ -545,8 +544,7 @@ class Store:
             assert batch is not None
             await _uninterrupted(batch.committed)
 
-    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any,
-                  *, answer: Callable[[Any], None] | None = None) -> Any:
+    async def run(self, action: Callable[[Writes, list[Any]], list[Any]], item: Any) -> Any:
         """One item of a batched action, run on the writer's thread: `action(writes, items)`.
 
         For the hot, simple actions (chat). Items queued while the writer is busy go to
@@ -556,14 +554,11 @@ class Store:
         `transaction()` actions if one is open) and its COMMIT: one fsync and one handoff
         for all. Each returns only after that COMMIT; events are published in seq order.
         If `action` itself raises, its whole call rolls back and every item gets the error.
-        `answer(result)`, if given, is called the moment a result that is not an exception
-        is known, before the batch's events are published: what the caller will send with
-        them can be made ready.
         """
         if self._writer is None:
             raise RuntimeError("store is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append(Job(action, item, future, answer))
+        self._queued.append(Job(action, item, future))
         if self._runner is None:
             self._runner = asyncio.ensure_future(self._run_queued())
         # A caller cancelled before its trip begins is dropped from it; once begun, its item
@@ -609,16 +604,10 @@ class Store:
             trip = self._start_trip() if self._queued and self._waiting == 0 else None
             if trip is not None:
                 await asyncio.sleep(0)  # the next trip's first step hands its jobs to the thread
-            # The callers first: they run only after this step, which publishes; their
-            # `answer`s now, so what they send can go out with the events.
+            # The callers' results first; they run only after this step, which publishes.
             for job, result in zip(jobs, results):
                 if not job.future.done():
                     job.future.set_result(result)
-                    if job.answer is not None and not isinstance(result, Exception):
-                        try:
-                            job.answer(result)
-                        except Exception:  # it only makes ready early what the caller sends anyway
-                            log.exception("a caller's answer to its result failed")
             if batch.events or events:
                 self.on_commit(batch.events + events)
 
@@ -765,33 +754,6 @@ class Store:
             for seq, name, audience, payload, created_at in rows
         ]
         return floor, last, events
-
-    async def log_bounds(self, game_code: str) -> tuple[int, int] | None:
-        """(floor, last_seq): events with floor < seq <= last_seq are in the log."""
-        row = await self.fetchone(
-            "SELECT log_floor, last_seq FROM games WHERE code = ?", (game_code,)
-        )
-        return None if row is None else (row[0], row[1])
-
-    async def events_after(
-        self, game_code: str, after: int, viewer: str | None, *, upto: int | None = None
-    ) -> list[Event]:
-        """The events `viewer` may see with after < seq (<= upto), in seq order."""
-        own = ROOM if viewer is None else player_audience(viewer)
-        sql = (
-            "SELECT seq, event, audience, payload, created_at FROM events"
-            " WHERE game_code = ? AND seq > ? AND audience IN (?, ?)"
-        )
-        params: list[Any] = [game_code, after, ROOM, own]
-        if upto is not None:
-            sql += " AND seq <= ?"
-            params.append(upto)
-        sql += " ORDER BY seq"
-        rows = await self.fetchall(sql, params)
-        return [
-            Event(game_code, r["event"], jsoncodec.loads(r["payload"]), r["audience"], r["seq"], r["created_at"])
-            for r in rows
-        ]
 
 
 class KeyedReads(Generic[K, V]):

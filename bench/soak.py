@@ -35,6 +35,7 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from arcane.store import Store  # noqa: E402
+from tests.logs import events_after  # noqa: E402
 
 RSS_LIMIT_MB = 512  # far above a healthy server's few tens of MB: a leak, not a fluctuation
 FD_SLACK = 64  # descriptors beyond one per client connection (listening socket, database, loop)
@@ -353,10 +354,10 @@ async def verify(server: Server, night: Night, figures: Figures) -> None:
     await store.open()
     try:
         for code, texts in night.acknowledged.items():
-            logged = {e.payload.get("text") for e in await store.events_after(code, 0, None) if e.name == "chat_message"}
+            logged = {e.payload.get("text") for e in await events_after(store, code, 0, None) if e.name == "chat_message"}
             figures.lost += sum(1 for text in texts if text not in logged)
         for follower in night.followers:
-            truth = [e.seq for e in await store.events_after(follower.seat.code, follower.start_after, follower.seat.player_id)
+            truth = [e.seq for e in await events_after(store, follower.seat.code, follower.start_after, follower.seat.player_id)
                      if e.seq is not None]
             upto = follower.seqs[-1] if follower.seqs else follower.start_after
             expected = [seq for seq in truth if seq <= upto]

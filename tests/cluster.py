@@ -18,6 +18,7 @@ import socketio
 
 from arcane.store import Store
 from tests.support import ADDRESS_LIMITS_OFF, Player, require_tool
+from tests.logs import events_after
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0
@@ -126,7 +127,7 @@ class Cluster:
         store = Store(self.database)
         await store.open()
         try:
-            events = await store.events_after(player.game_code, 0, player.player_id)
+            events = await events_after(store, player.game_code, 0, player.player_id)
         finally:
             await store.close()
         return [(e.seq, e.name) for e in events if e.seq is not None]

@@ -20,15 +20,16 @@ from arcane.game.content import CLASSES, Option, Scenario
 from arcane.game.scenarios import LibrarySource, ScenarioRequest
 from arcane.store import Store
 from tests.support import LiveServer, Player
+from tests.logs import events_after, log_bounds
 
 
 async def logged(server: LiveServer, code: str, viewer: str | None) -> list[Event]:
     """Everything `viewer` may see in the game's log, oldest first."""
-    return await server.runtime.store.events_after(code, 0, viewer)
+    return await events_after(server.runtime.store, code, 0, viewer)
 
 
 async def last_seq(server: LiveServer, code: str) -> int:
-    bounds = await server.runtime.store.log_bounds(code)
+    bounds = await log_bounds(server.runtime.store, code)
     assert bounds is not None, f"no game {code} in the store"
     return bounds[1]
 

@@ -15,6 +15,7 @@ from arcane.game.content import CLASSES, GODS, PATRON_CLASS, Scenario, questions
 from arcane.game.scenarios import RECENT_THEMES, LibrarySource, ScenarioRequest, check_playable
 from tests.gameplay import FlakySource, close_all, error_of, last_seq, logged, names, wait_until
 from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving
+from tests.logs import events_after
 
 EIGHT_GODS = ("Valdris", "Kaitha", "Morvane", "Sylara", "Korvan", "Athena", "Mercus", "Drakmor")
 
@@ -175,7 +176,7 @@ async def test_the_game_waits_for_a_failing_oracle_and_resumes(oracle_server: Li
 
     flaky.mode = "ok"
     await scenario_arrives(party[0])
-    events = await server.runtime.store.events_after(code, seq, party[0].player_id)
+    events = await events_after(server.runtime.store, code, seq, party[0].player_id)
     assert names(events) == ["new_scenario", "whisper"]
     assert names(await logged(server, code, None)).count("new_scenario") == 1
     await close_all(party)

@@ -17,12 +17,13 @@ from tests.gameplay import (
     FlakySource, Recorder, close_all, last_seq, logged, names, new_game, open_store, trust_of,
 )
 from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party, test_settings
+from tests.logs import events_after, log_bounds
 
 
 async def record(server: LiveServer, code: str, viewers: list[Player]) -> dict[str, Any]:
     """Everything a restart must keep: the log's bounds, each viewer's view and visible log."""
     return {
-        "bounds": await server.runtime.store.log_bounds(code),
+        "bounds": await log_bounds(server.runtime.store, code),
         "views": [await v.view() for v in viewers],
         "logs": [await logged(server, code, v.player_id) for v in viewers] + [await logged(server, code, None)],
     }
@@ -132,7 +133,7 @@ async def test_a_game_left_without_its_scenario_gets_it_after_a_restart(tmp_path
 
 
 async def store_events(server: LiveServer, code: str, after: int) -> list[Event]:
-    return await server.runtime.store.events_after(code, after, None)
+    return await events_after(server.runtime.store, code, after, None)
 
 
 # -- the store itself ---------------------------------------------------------------------------
@@ -140,7 +141,7 @@ async def store_events(server: LiveServer, code: str, after: int) -> list[Event]
 
 async def still_writes(store: Store, recorder: Recorder) -> None:
     """The writer is free and clean: a transaction commits, with the next seq in order."""
-    seq = (await store.log_bounds("ABC123") or (0, 0))[1]
+    seq = (await log_bounds(store, "ABC123") or (0, 0))[1]
 
     async def write() -> None:
         async with store.transaction() as tx:
@@ -163,8 +164,8 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> Non
                 await tx.log("ABC123", "chat_message", {"text": "never"})
                 raise RuntimeError("the ritual fails")
         assert await trust_of(store) == 50
-        assert await store.log_bounds("ABC123") == (0, 1)
-        assert names(await store.events_after("ABC123", 0, None)) == ["player_joined"]
+        assert await log_bounds(store, "ABC123") == (0, 1)
+        assert names(await events_after(store, "ABC123", 0, None)) == ["player_joined"]
         assert recorder.published == published
         await still_writes(store, recorder)
     finally:
@@ -191,7 +192,7 @@ async def test_a_cancelled_transaction_leaves_nothing_behind(tmp_path: Path) -> 
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await trust_of(store) == 50
-        assert await store.log_bounds("ABC123") == (0, 1)
+        assert await log_bounds(store, "ABC123") == (0, 1)
         assert recorder.published == published
         await still_writes(store, recorder)
     finally:
@@ -299,7 +300,7 @@ async def test_a_log_kept_by_game_and_seq_moves_to_the_appended_table_whole(
         async with store.transaction() as tx:
             await tx.log("XYZ789", "whisper", {"text": "only Aria"}, to_player="aria")
             await tx.log("ABC123", "chat_message", {"text": "hello"})
-        before = {code: await store.events_after(code, 0, "aria") for code in ("ABC123", "XYZ789")}
+        before = {code: await events_after(store, code, 0, "aria") for code in ("ABC123", "XYZ789")}
     finally:
         await store.close()
     assert user_version(path) == 1
@@ -308,13 +309,13 @@ async def test_a_log_kept_by_game_and_seq_moves_to_the_appended_table_whole(
     store, _ = await open_store(path)
     try:
         assert user_version(path) == len(MIGRATIONS)
-        after = {code: await store.events_after(code, 0, "aria") for code in ("ABC123", "XYZ789")}
+        after = {code: await events_after(store, code, 0, "aria") for code in ("ABC123", "XYZ789")}
         assert after == before
         assert [(e.name, e.seq) for e in after["XYZ789"]] == [("player_joined", 1), ("whisper", 2)]
-        assert await store.events_after("XYZ789", 0, "bran") == after["XYZ789"][:1]  # still private
+        assert await events_after(store, "XYZ789", 0, "bran") == after["XYZ789"][:1]  # still private
         async with store.transaction() as tx:
             await tx.log("ABC123", "chat_message", {"text": "again"})
-        assert [e.seq for e in await store.events_after("ABC123", 0, None)] == [1, 2, 3]
+        assert [e.seq for e in await events_after(store, "ABC123", 0, None)] == [1, 2, 3]
         plan = await store.fetchall(
             "EXPLAIN QUERY PLAN SELECT payload FROM events WHERE game_code = ? AND seq > ?", ("ABC123", 0))
         assert "SEARCH events USING INDEX events_by_game" in plan[0]["detail"]
@@ -339,10 +340,10 @@ async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
     try:
         host, brom = await seat_party(server, ["Aria", "Brom"])
         code = host.game_code
-        assert await server.runtime.store.log_bounds(code) == (0, 2)
+        assert await log_bounds(server.runtime.store, code) == (0, 2)
         for n in range(10):
             assert (await host.post("/chat", {"text": f"line {n}"})).status_code == 201
-        assert await server.runtime.store.log_bounds(code) == (7, 12)
+        assert await log_bounds(server.runtime.store, code) == (7, 12)
         kept = await logged(server, code, None)
         assert [e.seq for e in kept] == [8, 9, 10, 11, 12]
         assert [e.payload["text"] for e in kept] == [f"line {n}" for n in range(5, 10)]
@@ -350,7 +351,7 @@ async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
         assert stored is not None and stored[0] == 5
 
         assert (await brom.post("/chat", {"text": "one more"})).status_code == 201
-        assert await server.runtime.store.log_bounds(code) == (8, 13)
+        assert await log_bounds(server.runtime.store, code) == (8, 13)
         view = await host.view()
         assert view["seq"] == 13 and [p["player_name"] for p in view["players"]] == ["Aria", "Brom"]
         await close_all([host, brom])
@@ -381,14 +382,14 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
                 if n == 17:
                     raise RuntimeError("the ritual fails")
             # Returned only once committed: a fresh read on the other connection sees it.
-            seen = await store.events_after("ABC123", event.seq - 1, None, upto=event.seq)
+            seen = await events_after(store, "ABC123", event.seq - 1, None, upto=event.seq)
             assert [e.payload for e in seen] == [{"text": f"line {n}"}]
             return n
 
         results = await asyncio.gather(*(chat(n) for n in range(40)), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         assert len(failed) == 1 and str(failed[0]) == "the ritual fails"
-        texts = [e.payload["text"] for e in await store.events_after("ABC123", 1, None)]
+        texts = [e.payload["text"] for e in await events_after(store, "ABC123", 1, None)]
         assert texts == [f"line {n}" for n in range(40) if n != 17]
         assert [e.seq for e in recorder.published[-39:]] == list(range(2, 41))
         assert sum(commits) == 39 and len(commits) < 39, commits  # one fsync served many actions
@@ -400,13 +401,13 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
 def _lines(db: arcane.store.Writes, items: list[int]) -> list[Any]:
     """A batched action: refuses multiples of 7 without writing, logs the rest in one go."""
     answers: list[Any] = [ValueError(f"{n} is refused") if n % 7 == 0 else None for n in items]
-    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room")
+    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room", n)
                                for n, a in zip(items, answers) if a is None]))
     return [a if a is not None else next(logged) for a in answers]
 
 
 def _broken(db: arcane.store.Writes, items: list[int]) -> list[Any]:
-    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room") for n in items])
+    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room", None) for n in items])
     raise RuntimeError("the ink runs")
 
 
@@ -425,7 +426,7 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
                     return await tx.log("ABC123", "chat_message", {"text": f"line {n}"})
             event = await store.run(_lines, n)
             # Returned only once committed: a fresh read on the other connection sees it.
-            seen = await store.events_after("ABC123", event.seq - 1, None, upto=event.seq)
+            seen = await events_after(store, "ABC123", event.seq - 1, None, upto=event.seq)
             assert [e.payload for e in seen] == [{"text": f"line {n}"}]
             return event
 
@@ -435,7 +436,7 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         assert refused == [n for n in range(100) if n % 7 == 0 and n % 10 not in (5, 9)]
         assert broken == [n for n in range(100) if n % 10 == 5]
         written = sorted(n for n in range(100) if n not in refused and n not in broken)
-        texts = [e.payload["text"] for e in await store.events_after("ABC123", 1, None)]
+        texts = [e.payload["text"] for e in await events_after(store, "ABC123", 1, None)]
         assert sorted(texts, key=lambda t: int(t.split()[1])) == [f"line {n}" for n in written]
         assert "broken" not in " ".join(texts)
         # Published once each, in seq order, and each caller got its own event.
@@ -447,33 +448,17 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         await store.close()
 
 
-async def test_an_answer_comes_before_its_event_is_published_and_one_that_fails_harms_nobody(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_event_carries_the_request_that_caused_it_to_its_subscribers_not_into_the_log(
+        tmp_path: Path) -> None:
     store, recorder = await open_store(tmp_path / "codex.db")
     try:
         await new_game(store)
         recorder.published.clear()
-        answered: dict[int, tuple[int, int]] = {}  # n -> (its seq, how many events were published then)
-
-        def answer(n: int) -> Any:
-            def noted(event: Event) -> None:
-                if n == 3:
-                    raise RuntimeError("the quill snaps")
-                answered[n] = (event.seq, len(recorder.published))
-            return noted
-
-        results = await asyncio.gather(*(store.run(_lines, n, answer=answer(n)) for n in range(1, 9)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(store.run(_lines, n) for n in range(1, 9)), return_exceptions=True)
         events = dict(zip(range(1, 9), results))
-        assert isinstance(events.pop(7), ValueError)  # refused: nothing to answer
-        assert all(isinstance(e, Event) for e in events.values()), results
-        assert sorted(answered) == [1, 2, 4, 5, 6, 8]
-        published = [e.seq for e in recorder.published]
-        assert published == sorted(e.seq for e in events.values())  # n == 3 was published all the same
-        for n, (seq, published_then) in answered.items():
-            assert seq == events[n].seq
-            assert published_then <= published.index(seq)  # answered before its batch went out
-        assert "answer to its result failed" in caplog.text
+        assert isinstance(events.pop(7), ValueError)  # refused: nothing logged, nothing published
+        assert {e.cause for e in recorder.published} == set(events) == {e.cause for e in events.values()}
+        assert {e.cause for e in await events_after(store, "ABC123", 1, None)} == {None}
         await still_writes(store, recorder)
     finally:
         await store.close()

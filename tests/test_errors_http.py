@@ -14,6 +14,7 @@ from quart import jsonify
 
 from tests.gameplay import close_all, error_of, logged
 from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party, serving
+from tests.logs import log_bounds
 
 Send = Callable[[], Awaitable[httpx.Response]]
 
@@ -23,7 +24,7 @@ async def world(server: LiveServer, watchers: Sequence[Player]) -> list[Any]:
     count = await server.runtime.store.fetchone("SELECT COUNT(*) FROM games")
     state: list[Any] = [count[0] if count else None]
     for watcher in watchers:
-        state.append(await server.runtime.store.log_bounds(watcher.game_code))
+        state.append(await log_bounds(server.runtime.store, watcher.game_code))
         state.append(await watcher.view())
     return state
 

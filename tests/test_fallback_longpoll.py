@@ -12,6 +12,7 @@ from arcane.fallback import longpoll
 from arcane.presence import Presence
 from tests.streams import Poller, sse_for, visible_log
 from tests.support import LiveServer, Player, seat_party, serving
+from tests.logs import subscribers
 
 
 async def close_all(*things: Player | Poller) -> None:
@@ -176,18 +177,18 @@ async def test_a_client_that_gives_up_on_a_poll_releases_its_subscription(server
         assert [e["event"] for e in first.json()["events"]] == ["presence_update"]
         waiting = asyncio.create_task(client.get(path, params=params))
         for _ in range(200):
-            if bus.subscriber_count(ann.game_code) == 1:
+            if subscribers(bus, ann.game_code) == 1:
                 break
             await asyncio.sleep(0.02)
-        assert bus.subscriber_count(ann.game_code) == 1
+        assert subscribers(bus, ann.game_code) == 1
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
         await client.aclose()  # the connection drops: the server hears a disconnect
         for _ in range(200):
-            if bus.subscriber_count() == 0:
+            if subscribers(bus) == 0:
                 break
             await asyncio.sleep(0.02)
-        assert bus.subscriber_count() == 0
+        assert subscribers(bus) == 0
     finally:
         await client.aclose()
         await close_all(ann, bob)
@@ -270,13 +271,13 @@ async def test_a_poller_that_goes_while_waiting_releases_its_feed_at_once(server
     poller = Poller(ann, timeout=30)
     await poller.poll()  # the snapshot; the next poll waits
 
-    async def subscribers(count: int) -> None:
-        while bus.subscriber_count(ann.game_code) != count:
+    async def subscribed(count: int) -> None:
+        while subscribers(bus, ann.game_code) != count:
             await asyncio.sleep(0.02)
 
     waiting = asyncio.create_task(poller.poll())
-    await asyncio.wait_for(subscribers(1), 5)
+    await asyncio.wait_for(subscribed(1), 5)
     waiting.cancel()
     await poller.client.aclose()  # the client is gone, 30 s before its poll would end
-    await asyncio.wait_for(subscribers(0), 2)
+    await asyncio.wait_for(subscribed(0), 2)
     await ann.close()

@@ -226,7 +226,15 @@ def send(client: httpx.Client, case: HttpCase, path: str, headers: dict[str, str
     return response.status_code, response.content
 
 
-@given(case=fuzzing.http_cases(), garbage=fuzzing.names | st.sampled_from(["..", "%2F", "abc123", "ABC12"]))
+# A game code in the path is cut to 1,000 characters (at most 12 KB percent-encoded): a longer
+# request head never reaches the app. Hypercorn answers 431 with no body past its 16 KB
+# limit (h11_max_incomplete_size) and httpx refuses a URL over 64 KB. Hypothesis draws
+# constants from the code under test, so any change to arcane/ reshuffles the examples:
+# such paths were always possible, only not drawn before.
+PATH_GARBAGE = fuzzing.names.map(lambda name: name[:1000]) | st.sampled_from(["..", "%2F", "abc123", "ABC12"])
+
+
+@given(case=fuzzing.http_cases(), garbage=PATH_GARBAGE)
 def test_every_http_route_refuses_what_it_cannot_take_with_a_contract_code_and_changes_nothing(
     server: Server, case: HttpCase, garbage: str
 ) -> None:

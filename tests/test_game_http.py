@@ -14,6 +14,7 @@ from tests.gameplay import (
     logged, names,
 )
 from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party, test_settings
+from tests.logs import events_after
 
 LIBRARY = {s.id: s for s in scenario_library()}
 
@@ -25,7 +26,7 @@ class RoomLog:
         self.server, self.code, self.cursor = server, code, 0
 
     async def step(self, *expected: str) -> list[Event]:
-        events = await self.server.runtime.store.events_after(self.code, self.cursor, None)
+        events = await events_after(self.server.runtime.store, self.code, self.cursor, None)
         assert names(events) == list(expected)
         assert_seq_increasing(events)
         assert all(e.seq is not None and e.seq > self.cursor for e in events)

@@ -24,6 +24,7 @@ from arcane.config import Settings
 from arcane.fallback import sse
 from arcane.serving.h11 import ChunkWriter
 from tests.cluster import cluster
+from tests.logs import subscribers
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseParser, SseStream, visible_log
@@ -305,6 +306,34 @@ async def test_an_sse_client_that_never_reads_is_cut_and_resumes_with_no_gap(
                 break
         assert not server.runtime.followers, "the stream of a client that never reads is cut"
         assert highest <= limit
+        await reader.read_until(lambda: False)  # whatever reached Bob before the cut
+        reader.close()
+        last = int(reader.parser.last_event_id)
+        truth = [entry for entry in await visible_log(server, bob) if entry[0] > last]
+        resumed = SseStream(server, ann.game_code, token=bob.token, last_event_id=last)
+        assert (await resumed.open()).status_code == 200
+        await resumed.wait_for(lambda: len(resumed.logged()) >= len(truth), 20)
+        assert resumed.events[0].event != "reconnect_sync", "a replay from the cursor, not a snapshot"
+        assert resumed.logged() == truth
+        await close_all(resumed, ann, bob)
+
+
+async def test_an_sse_client_that_falls_behind_by_events_is_cut_and_resumes_from_its_cursor(
+        tmp_path: Path) -> None:
+    # The rule a socket is cut by: a client that keeps up is never cut, however many events
+    # one commit brings; one whose connection backs up has at most 5 events waiting for it.
+    async with tight_server(tmp_path, stream_buffer=5, **FLOOD) as server:
+        ann = await Player.create(server, "Ann")
+        bob = await Player.join(server, ann.game_code, "Bob")
+        reader = RawSse(server, ann.game_code, bob.token, last_event_id=0)
+        assert await reader.read_until(lambda: any(e.event == "player_joined" and e.id == "2" for e in reader.events))
+        line = "a whisper shared, or a lie: " + "x" * 400
+        for n in range(2000):  # Bob reads none of it: his connection backs up, then events wait
+            assert (await ann.post("/chat", {"text": f"{n} {line}"})).status_code == 201
+            if not server.runtime.followers:
+                break
+        assert not server.runtime.followers, "the stream of a client that falls behind is cut"
+        assert subscribers(server.runtime.bus, ann.game_code) == 0
         await reader.read_until(lambda: False)  # whatever reached Bob before the cut
         reader.close()
         last = int(reader.parser.last_event_id)

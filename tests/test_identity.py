@@ -6,7 +6,7 @@ import pytest
 
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity
-from arcane.identity import Tokens
+from arcane.identity import Tokens, bearer
 
 
 def test_a_remembered_token_still_answers_only_for_itself() -> None:
@@ -33,3 +33,8 @@ def test_the_memory_of_verified_tokens_is_bounded() -> None:
         tokens.read(token)
         assert len(tokens._verified) <= 10
     assert [tokens.read(t).player_id for t in issued] == [f"p{i}" for i in range(25)]
+
+
+def test_a_bearer_header_gives_its_token_whatever_the_case_of_its_scheme() -> None:
+    assert bearer("Bearer abc.def") == bearer("bearer  abc.def ") == "abc.def"
+    assert bearer("Bearer ") is bearer("Basic abc") is bearer("") is None

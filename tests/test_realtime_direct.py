@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
+import pytest
 from engineio import packet as eio_packet
 
 from arcane.realtime.frames import text_frame
 from arcane.serving.engineio import SocketQueue
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
+from tests.logs import log_bounds
 from tests.support import LiveServer, needs_fast_paths, seat_party, serving, sockets_gone
 
 FLOOD = {"rate_limit_per_second": 100_000.0, "rate_limit_burst": 100_000}
@@ -303,7 +305,7 @@ async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_aft
         try:
             ack_id = await raw.call("chat_message", {"text": "behind"})
             for _ in range(500):
-                if (await server.runtime.store.log_bounds(ann.game_code) or (0, 0))[1] > joined["seq"]:
+                if (await log_bounds(server.runtime.store, ann.game_code) or (0, 0))[1] > joined["seq"]:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the handler has returned; its ack waits too
@@ -318,3 +320,35 @@ async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_aft
         assert [p for p in between if p.startswith("43")] == []
         await raw.close()
         await ann.close()
+
+
+async def test_a_chats_ack_goes_to_its_sender_in_the_same_write_as_the_chat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[bytes] = []
+    write_now = SocketQueue.write_now
+
+    def spy(queue: SocketQueue, frames: bytes) -> bool:
+        written = write_now(queue, frames)
+        if written:
+            writes.append(frames)
+        return written
+
+    monkeypatch.setattr(SocketQueue, "write_now", spy)
+    async with serving(tmp_path, **FLOOD) as server:
+        ann, bram = await seat_party(server, ["Ann", "Bram"])
+        raw = await RawSocketIO.open(server.port, ann.token)
+        joined = await raw.call("join_game_room", {"game_code": ann.game_code})
+        await raw.ack(joined)
+        listener = await socket_for(bram)
+        ack_id = await raw.call("chat_message", {"text": "the seal is a forgery"})
+        answer, before = await raw.ack(ack_id)
+        assert answer == {"ok": True, "seq": ANY}
+        chat = json.loads(before[-1][2:])
+        assert chat[0] == "chat_message" and chat[1]["seq"] == answer["seq"], "the chat, then its ack"
+        ack = f'43{ack_id}[{{"ok":true,"seq":{answer["seq"]}}}]'.encode()
+        assert [w for w in writes if ack in w] == [text_frame(before[-1].encode()) + text_frame(ack)]
+        await listener.wait_for(lambda got: any(e == "chat_message" for e, _ in got))
+        await raw.close()
+        await listener.close()
+        await ann.close()
+        await bram.close()

@@ -12,6 +12,7 @@ import pytest
 from arcane.events import ROOM, player_audience
 from tests.sockets import SocketClient, socket_for
 from tests.support import LiveServer, Player, seat_party, serving
+from tests.logs import events_after
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ async def test_four_players_on_socketio_receive_exactly_their_events_in_order(qu
 
     store = server.runtime.store
     for player, client in zip(party, sockets):
-        expected = await store.events_after(player.game_code, joined_at[client], player.player_id)
+        expected = await events_after(store, player.game_code, joined_at[client], player.player_id)
         got = logged(client.received, joined_at[client])
         assert [(s, e) for s, e, _ in got] == [(e.seq, e.name) for e in expected]
         assert [d for _, _, d in got] == [e.data() for e in expected]
@@ -71,12 +72,12 @@ async def test_four_players_on_socketio_receive_exactly_their_events_in_order(qu
                      "player_chose", "turn_resolution", "chat_message", "game_over"):
             assert name in names, name
 
-    every_private = [e for e in await store.events_after(party[0].game_code, 0, None)]
+    every_private = [e for e in await events_after(store, party[0].game_code, 0, None)]
     assert all(e.audience == ROOM for e in every_private)
     game_one_ids = {p.player_id for p in party}
     for player, client in zip(other_party, others):
         got = logged(client.received, joined_at[client])
-        expected = await store.events_after(player.game_code, joined_at[client], player.player_id)
+        expected = await events_after(store, player.game_code, joined_at[client], player.player_id)
         assert [(s, e) for s, e, _ in got] == [(e.seq, e.name) for e in expected]
         assert not any(d.get("player_id") in game_one_ids for _, _, d in got)
         assert [d["text"] for _, e, d in got if e == "chat_message"] == ["elsewhere"]

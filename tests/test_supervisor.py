@@ -13,6 +13,7 @@ from arcane.store import Store
 from tests.cluster import RoamingSocket
 from tests.supervision import Supervisor, Unit
 from tests.support import Player, http_client
+from tests.logs import events_after
 
 CHATS_BETWEEN_CRASHES = 40
 
@@ -53,7 +54,7 @@ async def logged_chats(database: Path, code: str) -> list[tuple[int, str]]:
     store = Store(database)
     await store.open()
     try:
-        events = await store.events_after(code, 0, None)
+        events = await events_after(store, code, 0, None)
     finally:
         await store.close()
     return [(e.seq, e.payload["text"]) for e in events if e.name == "chat_message" and e.seq is not None]
@@ -97,7 +98,7 @@ async def test_a_server_killed_with_minus_9_is_restarted_and_loses_no_acknowledg
         store = Store(tmp_path / "arcane.db")
         await store.open()
         try:
-            events = await store.events_after(bob.game_code, 0, bob.player_id)
+            events = await events_after(store, bob.game_code, 0, bob.player_id)
         finally:
             await store.close()
         expected = [(e.seq, e.name) for e in events if e.seq is not None]

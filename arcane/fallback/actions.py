@@ -40,12 +40,13 @@ from arcane.serving import h11
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
 from arcane.limits import RateLimited, retry_after_header
-from arcane.routes.common import bearer, json_object, seat_of
+from arcane.identity import bearer, seat_of
+from arcane.routes.common import json_object
 
 if TYPE_CHECKING:
     from quart import Quart
 
-    from arcane.runtime import Runtime
+    from arcane.transports import Services
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SessionCookie:
         interface = app.session_interface
         return cls(
             name=interface.get_cookie_name(app),
-            serializer=interface.get_signing_serializer(app),  # type: ignore[attr-defined]
+            serializer=interface.get_signing_serializer(app),
             lifetime=app.permanent_session_lifetime, refresh=bool(app.config["SESSION_REFRESH_EACH_REQUEST"]),
             domain=interface.get_cookie_domain(app), path=interface.get_cookie_path(app),
             secure=interface.get_cookie_secure(app), httponly=interface.get_cookie_httponly(app),
@@ -130,7 +131,7 @@ class Request:
 class Actions:
     """The three routes. `serve` is called by the bare front for a POST to one of them."""
 
-    def __init__(self, runtime: Callable[[], Runtime], cookie: SessionCookie, *, max_body: int,
+    def __init__(self, runtime: Callable[[], Services], cookie: SessionCookie, *, max_body: int,
                  body_timeout: float | None) -> None:
         self._runtime = runtime
         self._cookie = cookie
@@ -140,7 +141,7 @@ class Actions:
         self.served = 0  # requests taken here, not by Quart
 
     @classmethod
-    def of(cls, app: Quart, runtime: Callable[[], Runtime]) -> Actions:
+    def of(cls, app: Quart, runtime: Callable[[], Services]) -> Actions:
         """The actions of this Quart app: its cookie, its body limit and its body timeout."""
         return cls(runtime, SessionCookie.of(app), max_body=app.config["MAX_CONTENT_LENGTH"],
                    body_timeout=app.config["BODY_TIMEOUT"])
@@ -165,34 +166,34 @@ class Actions:
             return
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            error = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
-            status, body = error.status, _error_body(error)
+            internal = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
+            status, body = internal.status, _error_body(internal)
         if head is None:
             head = [JSON, (b"content-length", b"%d" % len(body)), *extra]
         await respond(send, status, [*head, *self._cookie.headers(request.session)], body)
 
     # -- the routes of arcane/routes/api.py -----------------------------------------------------
 
-    async def _chat(self, rt: Runtime, request: Request, receive: Receive) -> tuple[int, bytes]:
+    async def _chat(self, rt: Services, request: Request, receive: Receive) -> tuple[int, bytes]:
         ident, _ = await self._acting(rt, request)
         body = await self._json(request, receive)
         event = await rt.service.chat(ident, body.get("text"))
         return 201, _json({"ok": True, "seq": event.seq})
 
-    async def _typing(self, rt: Runtime, request: Request, receive: Receive) -> tuple[int, bytes]:
+    async def _typing(self, rt: Services, request: Request, receive: Receive) -> tuple[int, bytes]:
         ident, member = await self._acting(rt, request)
         body = await self._json(request, receive)
         await rt.service.typing(ident, body.get("is_typing"), member=member)
         return 200, _json({"ok": True})
 
-    async def _choose(self, rt: Runtime, request: Request, receive: Receive) -> tuple[int, bytes]:
+    async def _choose(self, rt: Services, request: Request, receive: Receive) -> tuple[int, bytes]:
         ident, _ = await self._acting(rt, request)
         body = await self._json(request, receive)
         return 200, _json(await rt.service.choose(ident, body.get("option_id"), body.get("text")))
 
     # -- what they share with routes/common.py ---------------------------------------------------
 
-    async def _acting(self, rt: Runtime, request: Request) -> tuple[Identity, Member]:
+    async def _acting(self, rt: Services, request: Request) -> tuple[Identity, Member]:
         """`routes.common.acting`: the caller's seat, then the action limit."""
         ident, member = await seat_of(rt, request.code, request.token, request.session, address=request.address)
         if not await rt.limiter.allow(ident.rate_key):
@@ -222,7 +223,7 @@ class Actions:
             if not message.get("more_body", False):
                 return bytes(data)
 
-    def _request(self, rt: Runtime, code: str, action: str, scope: Scope) -> Request:
+    def _request(self, rt: Services, code: str, action: str, scope: Scope) -> Request:
         authorization = length = None
         chunked = False
         cookies = []

@@ -10,25 +10,21 @@ costs a third of the memory, and a poll a fraction of the CPU.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.fallback import actions as http_actions
 from arcane.game.records import Identity, Member
-from arcane.identity import cookie_session
+from arcane.identity import bearer, cookie_session, seat_of
 from arcane.limits import retry_after_header
-from arcane.routes.common import bearer, seat_of
 from arcane.queues import SlimQueue
 from arcane.serving.h11 import respond
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import Refusal, Services
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +53,11 @@ class FallbackRoutes:
     """SSE and long-poll themselves, and the hot HTTP actions (`actions`, arcane/fallback/actions.py);
     every other request goes on to `app` (Quart)."""
 
-    def __init__(self, app: ASGIApp, runtime: Callable[[], Runtime],
+    def __init__(self, app: ASGIApp, services: Services,
                  load_session: Callable[[str], dict[str, Any] | None], *,
                  actions: http_actions.Actions | None = None) -> None:
         self.app = app
-        self._runtime = runtime
+        self._services = services
         self._load_session = load_session
         self.actions = actions
 
@@ -77,34 +73,43 @@ class FallbackRoutes:
             return
         if scope["method"] != "GET":
             error = ArcaneError(ErrorCode.METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.")
-            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}), [(b"allow", b"GET")])
+            await refuse(send, error, [(b"allow", b"GET")])
             return
         from arcane.fallback import longpoll, sse
 
-        rt = self._runtime()
+        rt = self._services
         serve = sse.serve if match.group(2) == "events" else longpoll.serve
         try:
             await serve(rt, self._caller, match.group(1), _request(scope, rt.limits.address(scope)), receive, send)
         except ArcaneError as error:
-            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}), retry_after_header(error))
+            await refuse(send, error)
         except Exception:
             log.exception("unhandled error on GET %s", scope.get("path"))
-            error = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
-            await respond_json(send, error.status, json.dumps({"error": error.to_dict()}))
+            await refuse(send, ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side"))
 
-    async def _caller(self, rt: Runtime, code: str, request: Request) -> tuple[Identity, Member]:
+    async def _caller(self, rt: Services, code: str, request: Request) -> tuple[Identity, Member]:
         """`routes.common.caller(allow_query_token=True)`, from the raw request."""
         token = bearer(request.headers.get("authorization", "")) or request.arg("token") or None
         session = cookie_session(request.headers.get("cookie", ""), self._load_session)
         return await seat_of(rt, code, token, session, address=request.address)
 
 
-Caller = Callable[["Runtime", str, Request], Awaitable[tuple[Identity, Member]]]
+Caller = Callable[[Services, str, Request], Awaitable[tuple[Identity, Member]]]
 
 
-async def respond_json(send: Send, status: int, body: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def refuse(send: Send, error: ArcaneError, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """The refusal as the HTTP API answers it (`Refusal.http`), before any stream has begun."""
+    status, head, body = Refusal(error).http()
+    await _respond(send, status, [*head, (b"content-length", str(len(body)).encode()), *headers], body)
+
+
+async def respond_json(send: Send, status: int, body: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     data = body.encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
+    await _respond(send, status, head, data)
+
+
+async def _respond(send: Send, status: int, head: list[tuple[bytes, bytes]], data: bytes) -> None:
     if await respond(send, status, head, data):  # in one write, under hypercorn
         return
     await send({"type": "http.response.start", "status": status, "headers": head})
@@ -134,7 +139,11 @@ def on_disconnect(receive: Receive, gone: Callable[[], None]) -> Callable[[], No
         return stop
     task = asyncio.ensure_future(_disconnected(receive))
     task.add_done_callback(lambda _: gone())
-    return task.cancel
+
+    def stop_waiting() -> None:
+        task.cancel()
+
+    return stop_waiting
 
 
 async def _disconnected(receive: Receive) -> None:

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from arcane.feed import CURSOR_MAX, Feed
 from arcane.game.records import Identity
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import Services
 
 
 class Following:
     """A bounded feed of `ident`'s game, closed when the request ends or shutdown begins.
 
-    Closing the feed wakes whoever waits on it (`Feed.next` answers None with
-    `feed.closed` set), so an open stream or a waiting poll ends promptly and
-    hypercorn is not held up. A class rather than a generator-based context manager:
-    an open stream keeps no generator frame for it.
+    Closing the feed ends its pump (arcane/transports.py), which tells its transport,
+    so an open stream or a waiting poll ends promptly and hypercorn is not held up. A
+    class rather than a generator-based context manager: an open stream keeps no
+    generator frame for it.
     """
 
     __slots__ = ("_rt", "_feed")
 
-    def __init__(self, rt: Runtime, ident: Identity) -> None:
+    def __init__(self, rt: Services, ident: Identity) -> None:
         self._rt = rt
-        self._feed = Feed(rt.bus, ident, maxsize=rt.settings.stream_buffer)
+        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view,
+                          maxsize=rt.settings.stream_buffer)
 
     async def __aenter__(self) -> Feed:
         if self._rt.closing.is_set():

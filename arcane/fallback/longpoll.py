@@ -7,11 +7,11 @@ front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from arcane import jsoncodec
 from arcane.config import Settings
@@ -19,11 +19,9 @@ from arcane.errors import validation
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, respond_json
 from arcane.fallback.following import Following, parse_cursor
-from arcane.feed import Backlog
+from arcane.feed import Backlog, CatchUp
 from arcane.game.records import Identity, Member
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import PAYLOAD, Encoder, Pump, Services
 
 # A poller is online while it comes back within two of its timeouts; a timeout of
 # 0 (short polling) still gets 2 * LEASE_FLOOR seconds to return.
@@ -40,12 +38,19 @@ class Item:
     event: Event
 
     def to_json(self) -> str:
-        # The payload is encoded once per event (data_json), however many pollers wait on it.
-        return (f'{{"seq":{jsoncodec.dumps(self.seq)},"event":{jsoncodec.dumps(self.event.name)},'
-                f'"data":{self.event.data_json()}}}')
+        # Encoded once per event, however many pollers wait on it; a snapshot is one poller's.
+        return ENTRY(self.event) if self.seq == self.event.seq else _entry(self.seq, self.event)
 
 
-async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+def _entry(seq: int | None, event: Event) -> str:
+    return f'{{"seq":{jsoncodec.dumps(seq)},"event":{jsoncodec.dumps(event.name)},"data":{PAYLOAD(event)}}}'
+
+
+# An event as an entry of a poll answer's `events`.
+ENTRY: Encoder[str] = Encoder("long-poll", lambda event: _entry(event.seq, event))
+
+
+async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
     await rt.limits.read(ident)
     after = after_param(request.arg("after"))
@@ -58,7 +63,7 @@ async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receiv
         slot.release()
 
 
-async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | None, timeout: float,
+async def _answer(rt: Services, ident: Identity, member: Member, after: int | None, timeout: float,
                   client: str, receive: Receive, send: Send) -> None:
     lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
@@ -66,28 +71,84 @@ async def _answer(rt: Runtime, ident: Identity, member: Member, after: int | Non
         # another tab that is still waiting out a long poll.
         rt.presence.touch(ident.game_code, ident.player_id, member.name,
                           conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
+    backlog = Backlog.of(rt.settings)
     async with Following(rt, ident) as feed:
-        start = await feed.start(rt.store, rt.service, after)
-        if start.recovered:
-            items = [Item(e.seq, e) for e in start.events]
-        else:
-            items = [Item(start.seq, start.sync_event(ident.game_code))]
-        items += [Item(e.seq, e) for e in await feed.ready()]
-        if not items:
-            # Waiting: a client that goes meanwhile ends the wait (and its feed) at once.
-            unwatch = on_disconnect(receive, feed.close)
-            try:
-                event = await feed.next(timeout=timeout)
-            finally:
-                unwatch()
-            if event is not None:
-                items = [Item(e.seq, e) for e in (event, *await feed.ready())]
-        body = answer(items, Backlog.of(rt.settings), cursor=feed.cursor, since=start.seq,
-                      recovered=start.recovered)
+        start = await feed.start(after)
+        collected = Answer(ident, start)
+        pump = Pump(feed, collected, backlog)
+        pump.start(None)  # the catch-up is in hand: then what came meanwhile, then live events
+        try:
+            if not collected.items:
+                # Waiting: a client that goes meanwhile ends the wait (and its feed) at once.
+                unwatch = on_disconnect(receive, feed.close)
+                try:
+                    await collected.arrival(timeout)
+                finally:
+                    unwatch()
+            body = answer(collected.items, backlog, cursor=feed.cursor, since=start.seq,
+                          recovered=start.recovered)
+        finally:
+            await pump.stop()
     if feed.seat_closed and member.is_player:
         # The seat is gone (`seat_closed`): no poll comes after it to renew the lease.
         rt.presence.disconnect(ident.game_code, ident.player_id, lease_id)
     await respond_json(send, 200, body, [(b"cache-control", b"no-store")])
+
+
+class Answer:
+    """The long-poll adapter's `Transport`: the events of one answer, collected from the
+    catch-up and then from the pump, until the first arrive or the wait ends; the answer
+    then goes in one write (`answer`). Cut by the pump, it answers at once with what it has."""
+
+    __slots__ = ("name", "items", "_bytes", "_woken")
+
+    def __init__(self, ident: Identity, first: CatchUp) -> None:
+        self.name = f"long-poll of {ident.player_id}"
+        self._bytes = 0
+        self._woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if first.recovered:
+            self.items = [Item(event.seq, event) for event in first.events]
+        else:
+            self.items = [Item(first.seq, first.sync_event(ident.game_code))]
+
+    async def arrival(self, timeout: float) -> None:
+        """Until events arrive, the feed ends, or `timeout` seconds pass."""
+        await asyncio.wait((self._woken,), timeout=timeout)
+
+    def write_now(self, event: Event) -> bool:
+        self._add(event)
+        return True
+
+    async def write(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._add(event)
+
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        self.items.append(Item(seq, event))
+        self._wake()
+
+    def size(self, event: Event) -> int:
+        return len(ENTRY(event))
+
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        if event is None:
+            return len(self.items), self._bytes
+        return len(self.items) + 1, self._bytes + self.size(event)
+
+    def cut(self) -> None:
+        self._wake()
+
+    def ended(self) -> None:
+        self._wake()
+
+    def _add(self, event: Event) -> None:
+        self.items.append(Item(event.seq, event))
+        self._bytes += self.size(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        if not self._woken.done():
+            self._woken.set_result(None)
 
 
 def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, recovered: bool) -> str:

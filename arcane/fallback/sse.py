@@ -7,22 +7,21 @@ Served by the bare ASGI front of arcane/fallback/bare.py, not by Quart.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
 from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
-from arcane.feed import Backlog, Feed
+from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
 from arcane.serving.h11 import ChunkWriter
 from arcane.serving.hypercorn import HIGH_WATER
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.transports import PAYLOAD, Encoder, Pump, Refusal, Services
 
 log = logging.getLogger(__name__)
 HEARTBEAT = b": heartbeat\n\n"
@@ -33,14 +32,22 @@ HEADERS = [
 ]
 
 
-async def serve(rt: Runtime, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
     after = resume_point(request)
     slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
     del request  # an open stream keeps nothing of the request
     try:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await stream(rt, ident, member, after, receive, send)
+        try:
+            await stream(rt, ident, member, after, receive, send)
+        except Exception:
+            # Too late for a status: the stream's last frame says it, and the client resumes.
+            log.exception("SSE stream of %s in %s failed", ident.player_id, ident.game_code)
+            error = Refusal(ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side"))
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await send({"type": "http.response.body", "body": frame(error.event(ident.game_code)),
+                            "more_body": False})
     finally:
         slot.release()
 
@@ -53,14 +60,14 @@ def resume_point(request: Request) -> int | None:
     return parse_cursor(request.arg("last_event_id"))
 
 
-async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None,
+async def stream(rt: Services, ident: Identity, member: Member, after: int | None,
                  receive: Receive, send: Send) -> None:
     """The whole life of one stream; everything it opens is released in `finally`.
 
     It ends when the client goes (hypercorn reports the disconnect to `receive`), when
     the feed closes (shutdown, or the seat left the game: its last frame is
-    `seat_closed`), when the client falls `Backlog` behind (the connection is dropped),
-    or when sending fails. The client resumes from its id.
+    `seat_closed`), or when the client falls `Backlog` behind (the pump cuts it: the
+    connection is dropped). The client resumes from its id.
     """
     conn_id = f"sse:{secrets.token_hex(8)}"
     async with Following(rt, ident) as feed:
@@ -69,11 +76,10 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
             rt.presence.connect(ident.game_code, ident.player_id, member.name, conn_id)
         try:
             await _body(send, f"retry: {rt.settings.sse_retry_ms}\n\n".encode())
-            send = ChunkWriter.over(send)  # the headers are out: the body's chunks may go direct
-            behind = Behind(Backlog.of(rt.settings), send, feed, ident)
-            feed.on_backlog(behind.check)
+            # The headers are out: the body's chunks may go direct.
+            events = EventStream(ChunkWriter.over(send), ident)
             try:
-                start = await feed.start(rt.store, rt.service, after)
+                start = await feed.start(after)
             except ArcaneError as error:
                 if error.code is not ErrorCode.NOT_IN_GAME:
                     raise
@@ -81,29 +87,14 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
                 # at its `seat_closed`; the response has begun, so no JSON error can follow.
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            if not start.recovered:
-                await _body(send, frame(start.sync_event(ident.game_code), seq=start.seq))
-            else:
-                # In pieces, each waiting for a slow client: a long replay never sits whole
-                # in the connection's buffer.
-                events, pieces = start.events, Backlog(len(start.events), HIGH_WATER)
-                while events:
-                    piece = pieces.prefix(events, lambda e: len(frame(e)))
-                    await _body(send, frames(piece))
-                    events = events[len(piece):]
-            del start  # the catch-up is sent: an open stream keeps none of it
-            while not behind.cut:
-                event = await feed.next(timeout=rt.settings.sse_heartbeat)
-                if event is not None:
-                    data = frames([event, *await feed.ready()])
-                    behind.check(0, len(data))
-                    if not behind.cut:
-                        await _body(send, data)
-                elif feed.closed:
-                    break
-                else:
-                    await _body(send, HEARTBEAT)
-            if not behind.cut:
+            pump = Pump(feed, events, Backlog.of(rt.settings))
+            pump.start(start)
+            del start  # the pump has it: an open stream keeps none of it once it is sent
+            try:
+                await events.until_ended(pump, heartbeat=rt.settings.sse_heartbeat)
+            finally:
+                await pump.stop()
+            if not pump.cut:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             unwatch()
@@ -111,32 +102,66 @@ async def stream(rt: Runtime, ident: Identity, member: Member, after: int | None
                 rt.presence.disconnect(ident.game_code, ident.player_id, conn_id)
 
 
-class Behind:
-    """Cuts a stream whose client fell `Backlog` behind: more events waiting for it on the
-    bus than `stream_buffer`, or more bytes than `stream_buffer_bytes` in those events plus
-    what its connection holds unsent. Checked as each event arrives, so a stream stuck
-    writing to a client that stopped reading is cut too: its connection is dropped, since
-    a graceful end would wait for the client to read."""
+class EventStream:
+    """The SSE adapter's `Transport`: one streamed response, its chunks written straight to
+    the connection when nothing waits ahead of them (arcane/serving/h11.py `ChunkWriter`), else
+    through hypercorn, which waits for a slow client. A catch-up goes in pieces of at most
+    `HIGH_WATER` bytes, so a long replay never sits whole in the connection's buffer."""
 
-    __slots__ = ("_backlog", "_send", "_feed", "_ident", "cut")
+    __slots__ = ("name", "_send", "_ended", "_loop", "_written_at")
 
-    def __init__(self, backlog: Backlog, send: Send | ChunkWriter, feed: Feed, ident: Identity) -> None:
-        self._backlog = backlog
+    def __init__(self, send: Send | ChunkWriter, ident: Identity) -> None:
+        self.name = f"SSE stream of {ident.player_id}"
         self._send = send
-        self._feed = feed
-        self._ident = ident
-        self.cut = False
+        self._loop = asyncio.get_running_loop()
+        self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._written_at = self._loop.time()
 
-    def check(self, events: int, nbytes: int) -> None:
-        unread = self._send.buffered() if isinstance(self._send, ChunkWriter) else 0
-        if self.cut or not self._backlog.exceeded(events=events, nbytes=unread + nbytes):
-            return
-        self.cut = True
-        log.warning("SSE stream of %s in %s fell too far behind; dropping it to resume",
-                    self._ident.player_id, self._ident.game_code)
+    def write_now(self, event: Event) -> bool:
+        if isinstance(self._send, ChunkWriter) and self._send.write(FRAME(event)):
+            self._written_at = self._loop.time()
+            return True
+        return False
+
+    async def write(self, events: Sequence[Event]) -> None:
+        remaining, pieces = list(events), Backlog(len(events), HIGH_WATER)
+        while remaining:
+            piece = pieces.prefix(remaining, self.size)
+            await self._write(frames(piece))
+            remaining = remaining[len(piece):]
+
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        await self._write(frame(event, seq=seq))
+
+    async def _write(self, data: bytes) -> None:
+        await _body(self._send, data)
+        self._written_at = self._loop.time()
+
+    def size(self, event: Event) -> int:
+        return len(FRAME(event))
+
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        events, size = (0, 0) if event is None else (1, len(FRAME(event)))
+        return events, size + (self._send.buffered() if isinstance(self._send, ChunkWriter) else 0)
+
+    def cut(self) -> None:
         if isinstance(self._send, ChunkWriter):
             self._send.abort()  # elsewhere the server's own flow control bounds what waits
-        self._feed.close()
+
+    def ended(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    async def until_ended(self, pump: Pump, *, heartbeat: float) -> None:
+        """Until the pump ends; after `heartbeat` seconds without a write, `: heartbeat`."""
+        while not self._ended.done():
+            silent = self._loop.time() - self._written_at
+            if silent >= heartbeat:
+                if pump.idle and not (isinstance(self._send, ChunkWriter) and self._send.write(HEARTBEAT)):
+                    pump.write_aside(lambda: self._write(HEARTBEAT))
+                self._written_at = self._loop.time()
+                silent = 0.0
+            await asyncio.wait((self._ended,), timeout=heartbeat - silent)
 
 
 async def _body(send: Send | ChunkWriter, data: bytes) -> None:
@@ -146,9 +171,17 @@ async def _body(send: Send | ChunkWriter, data: bytes) -> None:
 
 
 def frame(event: Event, *, seq: int | None = None) -> bytes:
-    seq = event.seq if seq is None else seq
+    """The event's SSE frame; `seq` gives the id of a snapshot, which has no seq of its own
+    (and is one stream's alone: it is not kept encoded)."""
+    return FRAME(event) if seq is None or seq == event.seq else _frame(event, seq)
+
+
+def _frame(event: Event, seq: int | None) -> bytes:
     head = "" if seq is None else f"id: {seq}\n"
-    return f"{head}event: {event.name}\ndata: {event.data_json()}\n\n".encode()
+    return f"{head}event: {event.name}\ndata: {PAYLOAD(event)}\n\n".encode()
+
+
+FRAME: Encoder[bytes] = Encoder("sse", lambda event: _frame(event, event.seq))
 
 
 def frames(events: Iterable[Event]) -> bytes:

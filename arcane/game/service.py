@@ -66,12 +66,12 @@ def normalize_code(code: Any) -> str:
 def clean_name(name: Any, field: str = "player_name") -> str:
     if not isinstance(name, str) or not name.strip():
         raise validation(f"{field} is required")
-    name = " ".join(name.split())
-    if len(name) > NAME_MAX:
+    cleaned = " ".join(name.split())
+    if len(cleaned) > NAME_MAX:
         raise validation(f"{field} is at most {NAME_MAX} characters")
-    if _CONTROL.search(name):
+    if _CONTROL.search(cleaned):
         raise validation(f"{field} may not contain control characters")
-    return name
+    return cleaned
 
 
 def clean_text(text: Any, field: str = "text") -> str:
@@ -497,10 +497,11 @@ class GameService:
 
     # -- chat and typing ---------------------------------------------------------------------
 
-    async def chat(self, ident: Identity, text: Any, *, answer: Callable[[Event], None] | None = None) -> Event:
-        """The chat line, logged; `answer(event)` as soon as it is committed (`Store.run`)."""
+    async def chat(self, ident: Identity, text: Any, *, cause: int | None = None) -> Event:
+        """The chat line, logged; its event carries `cause`, the id of the request that sent it."""
         text = clean_text(text)
-        return await self._store.run(_chats, (ident, text), answer=answer)  # type: ignore[no-any-return]
+        event: Event = await self._store.run(_chats, (ident, text, cause))
+        return event
 
     async def typing(self, ident: Identity, is_typing: Any, *, member: Member | None = None) -> None:
         if not isinstance(is_typing, bool):
@@ -597,15 +598,16 @@ class GameService:
         return member
 
 
-def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | ArcaneError]:
+def _chats(db: Writes, items: list[tuple[Identity, str, int | None]]) -> list[Event | ArcaneError]:
     """Every chat of a batch on the writer's thread, in a few statements (`Store.run`)."""
     row = db.fetchone(
         "SELECT json_group_array(json_array(j.key, g.code, g.last_seq, g.log_floor, p.role, p.name))"
         " FROM json_each(?) AS j"
         " LEFT JOIN games g ON g.code = j.value->>0"
         " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
-        (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _ in items]),),
+        (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _, _ in items]),),
     )
+    assert row is not None  # an aggregate answers one row, even of nothing
     seats, bounds = {}, {}
     for key, code, last_seq, log_floor, role, name in jsoncodec.loads(row[0]):
         seats[key] = (code, role, name)
@@ -613,7 +615,7 @@ def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | Arcane
             bounds[code] = (last_seq, log_floor)
     answers: list[Event | ArcaneError | None] = []
     entries = []
-    for index, (ident, text) in enumerate(items):
+    for index, (ident, text, cause) in enumerate(items):
         code, role, name = seats[index]
         if code is None:
             answers.append(ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {ident.game_code}"))
@@ -624,7 +626,7 @@ def _chats(db: Writes, items: list[tuple[Identity, str]]) -> list[Event | Arcane
         else:
             answers.append(None)
             entries.append((ident.game_code, "chat_message",
-                            {"player_id": ident.player_id, "player_name": name, "text": text}, ROOM))
+                            {"player_id": ident.player_id, "player_name": name, "text": text}, ROOM, cause))
     logged = iter(db.log_many(entries, bounds))
     return [answer if answer is not None else next(logged) for answer in answers]
 

@@ -1,22 +1,28 @@
-"""Socket.IO connections: who each socket is, and how its game's events reach it."""
+"""Socket.IO connections: who each socket is, and the adapter its game's events are written through."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from arcane.bus import Item
-from arcane.events import SEAT_CLOSED, Event
-from arcane.feed import Backlog, CatchUp, Feed
+from arcane import jsoncodec
+from arcane.encoding import PAYLOAD, Encoder
+from arcane.events import Event
+from arcane.feed import Feed
 from arcane.game.records import Identity, Member
 from arcane.limits import Slot, session_key
-from arcane.realtime.frames import event_frame
-from arcane.realtime.server import Reply
+from arcane.realtime.frames import text_frame
+from arcane.realtime.server import REPLY, Reply
 from arcane.serving import engineio
+from arcane.transports import Pump
+
+# An event as Socket.IO carries it: the EVENT packet of the default namespace, and the
+# websocket frame of the Engine.IO MESSAGE around it (unmasked: the same for every socket).
+PACKET: Encoder[str] = Encoder("socket.io", lambda event: f"2[{jsoncodec.dumps(event.name)},{PAYLOAD(event)}]")
+FRAME: Encoder[bytes] = Encoder("websocket", lambda event: text_frame(("4" + PACKET(event)).encode()))
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ class Room:
     ident: Identity
     member: Member
     feed: Feed
-    pump: asyncio.Task[None] | None = None
+    pump: Pump | None = None
     slot: Slot | None = None  # its place under the per-identity connection cap
 
 
@@ -39,8 +45,7 @@ class Connection:
     identities: dict[str, str]
     token_identity: Identity | None
     room: Room | None = None
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    reply: Reply | None = None  # the ack of a chat in flight, which may go out with the chat
+    reply: Reply | None = None  # the ack of the event being handled, if it may go out early
     address: str = "unknown"  # the client's, through trusted proxies only
     slot: Slot | None = None  # its place under the per-address connection cap
 
@@ -57,68 +62,85 @@ class Connection:
         ident = self.room.ident if self.room is not None else self.token_identity
         return session_key(self.identities) if ident is None else ident.rate_key
 
+    def answer_early(self, answer: Callable[[Event], dict[str, Any]]) -> int | None:
+        """Let the ack of the event being handled go out with the event it causes, as
+        `answer(event)`: the id of the request, for the event to carry (`Event.cause`).
+        None when the client asked for no ack."""
+        reply = REPLY.get()
+        if reply is None:
+            return None
+        reply.early = answer
+        self.reply = reply
+        return reply.cause
+
     def release(self) -> None:
         """The socket ended: its place under the per-address cap is free (its room's, on leaving)."""
         if self.slot is not None:
             self.slot.release()
 
 
-@dataclass(frozen=True, slots=True)
-class _Accepted:
-    """An event the feed has already taken (its cursor moved): send it as it is."""
+class SocketWire:
+    """The Socket.IO adapter's `Transport`: one socket, through Engine.IO's queue or, when
+    nothing waits in it, straight to the websocket (arcane/serving/engineio.py).
 
-    event: Event
-
-
-class Delivery:
-    """Hands one socket its game's events, in seq order.
-
-    In order (the usual case) an event goes from the bus straight into the socket's
-    Engine.IO queue, with no task of its own. Anything else (the catch-up at join, a
-    seq gap, a resync, a socket Engine.IO is not ready for) goes through a task that
-    reads the log; while it runs, newer items wait behind it, so order holds.
+    The ack of the event being handled goes in the same write as the event it caused
+    (`Reply`): one segment for the client to read, where two would follow each other
+    within a loop turn.
     """
 
-    def __init__(self, sio: Any, conn: Connection, room: Room, first: CatchUp, *, backlog: Backlog,
-                 seat_closed: Callable[[], None] = lambda: None) -> None:
+    __slots__ = ("name", "_sio", "_conn", "_socket", "_queue")
+
+    def __init__(self, sio: Any, conn: Connection) -> None:
+        self.name = f"socket {conn.sid}"
         self._sio = sio
         self._conn = conn
-        self._room = room
-        self._backlog = backlog
-        self._seat_closed = seat_closed  # called once the seat's `seat_closed` is handed over
-        self._waiting: deque[Item | _Accepted] | None = None  # made when first needed
         self._socket = sio.eio.sockets.get(conn.eio_sid)
-        # Created now, first run after the join handler returns: its ack goes out before the catch-up.
-        self._task: asyncio.Task[None] | None = asyncio.create_task(self._run(first), name=f"feed-{conn.sid}")
-        room.pump = self._task
-        # After the task: items published during the catch-up's read wait behind it.
-        room.feed.listen(self._on_item)
+        queue = getattr(self._socket, "queue", None)
+        # Every socket's, since engineio.install(); made with the socket and kept for its life.
+        self._queue = queue if isinstance(queue, engineio.SocketQueue) else None
 
-    def _on_item(self, item: Item) -> None:
-        if self._task is None:
-            taken, event = self._room.feed.accept(item)
-            if taken:
-                if event is None:
-                    return
-                if self._send_now(event):
-                    self._sent(event)
-                    return
-                item = _Accepted(event)  # taken, but Engine.IO wants its async path for it
-            self._task = asyncio.create_task(self._run(None), name=f"feed-{self._conn.sid}")
-            self._room.pump = self._task
-        if self._waiting is None:
-            self._waiting = deque()
-        self._waiting.append(item)
-        if self._backlog.exceeded(events=len(self._waiting)):
-            self._fall_behind()
+    def write_now(self, event: Event) -> bool:
+        """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
+        queue = self._queue
+        if queue is None or not engineio.socket_alive(self._sio.eio, self._socket):
+            return False  # let Engine.IO's own send notice the dead client and close it
+        if not self._with_reply(queue, event):
+            frame = FRAME(event)
+            if not queue.write_now(frame):
+                queue.put_message(PACKET(event), frame)
+        return True
 
-    def _fall_behind(self) -> None:
-        """The client fell `Backlog` behind: cut it; it resumes from its cursor."""
-        log.warning("socket %s fell too far behind in %s; disconnecting it to resume",
-                    self._conn.sid, self._room.ident.game_code)
-        self._room.feed.close()
-        if self._waiting:
-            self._waiting.clear()
+    def _with_reply(self, queue: engineio.SocketQueue, event: Event) -> bool:
+        """The event and the ack it answers in one write, when nothing is ahead of them.
+        Else the ack goes as usual when its handler returns."""
+        reply = self._conn.reply
+        ack = None if reply is None or event.cause is None else reply.frame_with(event)
+        if ack is None:
+            return False
+        assert reply is not None
+        self._conn.reply = None
+        reply.sent = queue.write_now(FRAME(event) + ack)
+        return reply.sent
+
+    async def write(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await emit(self._sio, self._conn, event)
+
+    async def write_snapshot(self, event: Event, seq: int) -> None:
+        # Its payload carries its seq; it is this socket's alone, so it is not kept encoded.
+        await self._sio.eio.send(self._conn.eio_sid, PACKET.encode(event))
+
+    def size(self, event: Event) -> int:
+        return len(FRAME(event))
+
+    def unsent(self, event: Event | None = None) -> tuple[int, int]:
+        queue = self._queue
+        events, size = (0, 0) if event is None else (1, len(FRAME(event)))
+        if queue is None:
+            return events, size
+        return events + queue.qsize(), size + (queue.ws.buffered() if queue.ws is not None else 0)
+
+    def cut(self) -> None:
         socket = self._socket
         if socket is None:
             asyncio.ensure_future(self._sio.disconnect(self._conn.sid))
@@ -127,55 +149,10 @@ class Delivery:
         engineio.abort(socket)
         asyncio.ensure_future(socket.close(wait=False, reason=self._sio.eio.reason.SERVER_DISCONNECT))
 
-    def _send_now(self, event: Event) -> bool:
-        """Engine.IO's `send`, without awaiting it: only for an open, live socket."""
-        socket = self._socket
-        if not engineio.socket_alive(self._sio.eio, socket):
-            return False  # let Engine.IO's own send notice the dead client and close it
-        unread = engineio.unread(socket)
-        if self._backlog.exceeded(events=engineio.queued(socket) + 1, nbytes=unread):  # a client that stopped reading
-            self._fall_behind()
-        elif not self._with_reply(socket, event):
-            engineio.queue_event(socket, event.socketio_packet(), event_frame(event))
-        return True
-
-    def _with_reply(self, socket: Any, event: Event) -> bool:
-        """The event and the ack it answers in one write, when the ack is ready and nothing
-        is ahead of them: one segment for the client to read, where two would follow each
-        other within a loop turn. Else the ack goes as usual when its handler returns."""
-        reply = self._conn.reply
-        if reply is None or reply.event is not event:
-            return False
-        self._conn.reply = None
-        reply.sent = engineio.write_now(socket, event_frame(event) + reply.frame)
-        return reply.sent
-
-    async def _run(self, first: CatchUp | None) -> None:
-        feed = self._room.feed
-        try:
-            if first is not None:
-                if first.recovered:
-                    for event in first.events:
-                        await emit(self._sio, self._conn, event)
-                        self._sent(event)
-                else:
-                    await emit(self._sio, self._conn, first.sync_event(self._room.ident.game_code))
-            while self._waiting:  # None or empty: nothing behind
-                item = self._waiting.popleft()
-                events = [item.event] if isinstance(item, _Accepted) else await feed.take(item)
-                for event in events:
-                    await emit(self._sio, self._conn, event)
-                    self._sent(event)
-        finally:
-            self._task = None
-            if not self._waiting:
-                self._waiting = None
-
-    def _sent(self, event: Event) -> None:
-        if event.name == SEAT_CLOSED:
-            self._seat_closed()
+    def ended(self) -> None:
+        """The room's owner (`Realtime`) ends the room; the socket itself stays open."""
 
 
 async def emit(sio: Any, conn: Connection, event: Event) -> None:
     """Hand the event's packet, encoded once for all its recipients, to Engine.IO."""
-    await sio.eio.send(conn.eio_sid, event.socketio_packet())
+    await sio.eio.send(conn.eio_sid, PACKET(event))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import struct
 
-from arcane.events import Event
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -31,9 +30,3 @@ def _header(first: int, size: int) -> bytes:
 def frame_of(encoded: str | bytes) -> bytes:
     """The frame Engine.IO's driver would send for an encoded packet: text, or binary for bytes."""
     return binary_frame(encoded) if isinstance(encoded, bytes) else text_frame(encoded.encode())
-
-
-def event_frame(event: Event) -> bytes:
-    """The frame of the Engine.IO MESSAGE carrying `event.socketio_packet()`, made once per event."""
-    frame: bytes = event.cached("frame", lambda: text_frame(("4" + event.socketio_packet()).encode()))
-    return frame

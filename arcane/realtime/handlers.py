@@ -7,20 +7,18 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import Event
+from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import CURSOR_MAX, Backlog, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
-from arcane.realtime.connections import Connection, Delivery, Room, emit
-from arcane.realtime.server import REPLY
-
-if TYPE_CHECKING:
-    from arcane.runtime import Runtime
+from arcane.realtime.connections import Connection, Room, SocketWire, emit
+from arcane.realtime.server import REPLY, SocketServer
+from arcane.transports import Pump, Refusal, Services
 
 log = logging.getLogger(__name__)
 Handler = Callable[..., Awaitable[Any]]
@@ -29,11 +27,13 @@ Handler = Callable[..., Awaitable[Any]]
 class Realtime:
     """Owns every Socket.IO connection of this process."""
 
-    def __init__(self, runtime: Runtime, session_loader: Callable[[str], dict[str, Any] | None]) -> None:
-        self.rt = runtime
-        self.sio = runtime.sio
+    def __init__(self, services: Services, sio: SocketServer,
+                 session_loader: Callable[[str], dict[str, Any] | None]) -> None:
+        self.rt = services
+        self.sio = sio
         self._load_session = session_loader
         self.connections: dict[str, Connection] = {}
+        self._ending: set[asyncio.Task[None]] = set()  # sockets leaving the room of a seat that left
         self._register()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -81,13 +81,18 @@ class Realtime:
                 return await self._refuse(
                     sid, name, ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
                 )
+            finally:
+                if conn is not None:
+                    conn.reply = None  # an early ack is only ever for the event being handled
 
         return run
 
     async def _refuse(self, sid: str, name: str, error: ArcaneError) -> dict[str, Any]:
+        """The ack's error body; without an ack, an `error` event naming the event refused."""
+        refusal = Refusal(error)
         if REPLY.get() is None:
-            await self.sio.emit("error", error.to_dict() | {"event": name}, to=sid)
-        return {"error": error.to_dict()}
+            await self.sio.emit("error", refusal.payload(event=name), to=sid)
+        return refusal.body
 
     # -- connection lifecycle ----------------------------------------------------------------------
 
@@ -100,16 +105,16 @@ class Realtime:
                 # Expired, or its seat left the game: refused now, not at the first join.
                 await self.rt.service.authenticate(token_identity)
             except ArcaneError as error:
-                raise ConnectionRefusedError(error.message, error.to_dict()) from None
+                raise ConnectionRefusedError(error.message, Refusal(error).payload()) from None
         games = session_games(cookie_session(environ.get("HTTP_COOKIE", ""), self._load_session))
         if token_identity is None and not games:
-            error = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
-            raise ConnectionRefusedError(error.message, error.to_dict())
+            anonymous = ArcaneError(ErrorCode.AUTH_REQUIRED, "send auth: {token} or the session cookie")
+            raise ConnectionRefusedError(anonymous.message, Refusal(anonymous).payload())
         address = self.rt.limits.address(environ.get("asgi.scope") or {})
         try:
             slot = self.rt.limits.connections.open(address=address)
         except ArcaneError as error:
-            raise ConnectionRefusedError(error.message, error.to_dict()) from None
+            raise ConnectionRefusedError(error.message, Refusal(error).payload()) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         self.connections[sid] = Connection(sid, eio_sid, games, token_identity, address=address, slot=slot)
         # python-socketio keeps the handshake's environ for the socket's whole life: its
@@ -151,15 +156,8 @@ class Realtime:
             room.slot.release()
         if room.member.is_player:
             self.rt.presence.disconnect(room.ident.game_code, room.ident.player_id, conn.sid)
-        if room.pump is not None and room.pump is not asyncio.current_task():
-            room.pump.cancel()
-            try:
-                await room.pump
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    raise
-            except Exception:
-                log.exception("feed of socket %s ended with an error", conn.sid)
+        if room.pump is not None:
+            await room.pump.stop()
 
     async def close_all(self) -> None:
         """Shutdown: every socket is told to go, so hypercorn is not held up."""
@@ -190,9 +188,10 @@ class Realtime:
         member = await self.rt.service.authenticate(ident)  # reads the games table only to refuse
         await self._leave(conn)
         slot = self.rt.limits.connections.open(identity=ident.rate_key)
-        feed = Feed(self.rt.bus, ident, maxsize=self.rt.settings.stream_buffer)
+        feed = Feed(self.rt.bus, ident, store=self.rt.store, snapshot=self.rt.service.view,
+                    maxsize=self.rt.settings.stream_buffer)
         try:
-            first = await feed.start(self.rt.store, self.rt.service, last_seq)
+            first = await feed.start(last_seq)
         except BaseException:
             feed.close()
             slot.release()
@@ -201,8 +200,12 @@ class Realtime:
         conn.room = room
         if member.is_player:
             self.rt.presence.connect(code, ident.player_id, member.name, conn.sid)
-        Delivery(self.sio, conn, room, first, backlog=Backlog.of(self.rt.settings),
-                 seat_closed=lambda: self._seat_closed(conn, room))
+        def written(event: Event) -> None:
+            if event.name == SEAT_CLOSED:
+                self._seat_closed(conn, room)
+
+        room.pump = Pump(feed, SocketWire(self.sio, conn), Backlog.of(self.rt.settings), on_event=written)
+        room.pump.start(first)
         return {"ok": True, "seq": first.seq, "recovered": first.recovered}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -222,15 +225,15 @@ class Realtime:
     def _seat_closed(self, conn: Connection, room: Room) -> None:
         """The room's seat left the game (on any process): its feed has closed; leave the room."""
         task = asyncio.ensure_future(self._end_seat(conn, room))
-        conn.tasks.add(task)
-        task.add_done_callback(conn.tasks.discard)
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     async def _end_seat(self, conn: Connection, room: Room) -> None:
         try:
             if conn.room is room:
                 await self._leave(conn)
             error = ArcaneError(ErrorCode.NOT_IN_GAME, "you have left this game; this socket left its room")
-            await self.sio.emit("error", error.to_dict() | {"game_code": room.ident.game_code}, to=conn.sid)
+            await self.sio.emit("error", Refusal(error).payload(game_code=room.ident.game_code), to=conn.sid)
         except Exception:
             log.exception("socket %s could not leave the room of its closed seat", conn.sid)
 
@@ -243,13 +246,8 @@ class Realtime:
 
     async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)
-        conn.reply = reply = REPLY.get()
-        try:
-            event = await self.rt.service.chat(
-                room.ident, _object(data).get("text"),
-                answer=None if reply is None else lambda event: reply.prepare(event, _chat_answer(event)))
-        finally:
-            conn.reply = None
+        event = await self.rt.service.chat(room.ident, _object(data).get("text"),
+                                           cause=conn.answer_early(_chat_answer))
         return _chat_answer(event)
 
     async def typing(self, conn: Connection, data: Any) -> dict[str, Any]:

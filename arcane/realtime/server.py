@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 import socketio
 
 from arcane import jsoncodec
 from arcane.config import Settings
-from arcane.events import Event
+from arcane.events import Event, new_request
 from arcane.realtime.frames import text_frame
 from arcane.serving import engineio as serving_engineio
 from arcane.serving import socketio as serving_socketio
@@ -18,24 +19,29 @@ from arcane.serving import socketio as serving_socketio
 class Reply:
     """The ack a client asked for with the event being handled.
 
-    A handler may make it ready early, with the event it answers (`prepare`): when that
-    event is written to the socket, the ack goes in the same write (`Delivery`), and the
-    ack python-socketio sends when the handler returns is dropped.
+    The request has an id, `cause`, which the events it causes carry (`Event.cause`). A
+    handler that can tell its answer from such an event says how (`early`): when that event
+    is written to this socket, the ack goes in the same write (`SocketWire`), and the ack
+    python-socketio sends when the handler returns is dropped.
     """
 
-    __slots__ = ("id", "namespace", "event", "frame", "sent")
+    __slots__ = ("id", "namespace", "cause", "early", "sent")
 
     def __init__(self, id: int, namespace: str) -> None:
         self.id = id
         self.namespace = namespace
-        self.event: Event | None = None  # the event the prepared ack goes out with
-        self.frame = b""
+        self.cause = new_request()
+        self.early: Callable[[Event], dict[str, Any]] | None = None
         self.sent = False
 
-    def prepare(self, event: Event, answer: dict[str, Any]) -> None:
-        """The ack carrying `answer`, encoded as python-socketio would, to go out with `event`."""
-        pkt = socketio.packet.Packet(socketio.packet.ACK, namespace=self.namespace, id=self.id, data=[answer])
-        self.event, self.frame = event, text_frame(("4" + pkt.encode()).encode())
+    def frame_with(self, event: Event) -> bytes | None:
+        """The ack's frame, encoded as python-socketio would, if `event` was caused by this
+        request and tells its answer; else None."""
+        if self.early is None or self.sent or event.cause != self.cause:
+            return None
+        pkt = socketio.packet.Packet(socketio.packet.ACK, namespace=self.namespace, id=self.id,
+                                     data=[self.early(event)])
+        return text_frame(("4" + pkt.encode()).encode())
 
 
 # The ack the client awaits for the event being handled, if it asked for one.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import current_app, request, session
@@ -11,9 +11,10 @@ from quart import current_app, request, session
 from arcane import jsoncodec
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.game.records import Identity, Member
-from arcane.game.service import Seat, normalize_code
-from arcane.identity import remember
+from arcane.game.service import Seat
+from arcane.identity import bearer, remember, seat_of
 from arcane.limits import RateLimited
+from arcane.transports import Services
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,17 @@ def seat_token(ident: Identity) -> str:
     return token
 
 
-def runtime() -> Any:
-    return current_app.extensions["arcane"]
+def runtime() -> Services:
+    """The server's services (arcane.transports.Services), as every transport has them."""
+    services: Services = current_app.extensions["arcane"]
+    return services
 
 
 async def json_body() -> dict[str, Any]:
-    return json_object(await request.get_data())
+    return json_object(await request.get_data(as_text=False))
 
 
-def json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes | str) -> dict[str, Any]:
     """A request body as a JSON object: none at all is {}; anything else is VALIDATION_ERROR."""
     if not raw:
         return {}
@@ -53,13 +56,6 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise validation("the request body must be a JSON object")
     return body
-
-
-def bearer(header: str) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header."""
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None
 
 
 def bearer_token(*, allow_query: bool = False) -> str | None:
@@ -74,23 +70,6 @@ async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identit
     rt = runtime()
     return await seat_of(rt, code, bearer_token(allow_query=allow_query_token), session,
                          address=rt.limits.address(request.scope))
-
-
-async def seat_of(rt: Any, code: str, token: str | None, session: Mapping[str, Any], *,
-                  address: str) -> tuple[Identity, Member]:
-    """`caller` for any transport: the seat that the token (else the session) gives in `code`.
-
-    A caller without a seat in `code` gets the same answer whether or not the game exists
-    (AUTH_REQUIRED, or NOT_IN_GAME with seats elsewhere), counted against the address's
-    budget of failed lookups: game codes cannot be enumerated (docs/client.md)."""
-    from arcane.identity import identity_for
-
-    code = normalize_code(code)
-    try:
-        ident = identity_for(code, token, session, rt.tokens)
-    except ArcaneError as refusal:
-        raise await rt.limits.failed_lookup(address, refusal) from None
-    return ident, await rt.service.authenticate(ident)  # reads the games table only to refuse
 
 
 async def reading(code: str) -> tuple[Identity, Member]:

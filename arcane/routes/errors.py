@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from arcane.errors import ArcaneError, ErrorCode
-from arcane.limits import retry_after_header
+from arcane.transports import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,8 @@ _HTTP_CODES = {
 
 
 def error_response(error: ArcaneError) -> tuple[Response, int]:
-    response = jsonify({"error": error.to_dict()})
-    for name, value in retry_after_header(error):  # RATE_LIMITED says when to come back
-        response.headers[name.decode()] = value.decode()
-    return response, error.status
+    status, headers, body = Refusal(error).http()  # RATE_LIMITED says when to come back
+    return Response(body, status=status, headers={n.decode(): v.decode() for n, v in headers}), status
 
 
 def register(app: Quart) -> None:

@@ -31,7 +31,7 @@ import logging
 import time
 from typing import Any
 
-import engineio  # type: ignore[import-untyped]
+import engineio
 
 from arcane.queues import SlimQueue
 from arcane.realtime.frames import frame_of

@@ -26,7 +26,7 @@ import logging
 import re
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.serving import engineio
