@@ -369,7 +369,7 @@ async def test_a_body_that_never_comes_times_out_as_in_quart(server: LiveServer,
     host = await Player.create(server, "Aria")
     path = f"/api/games/{host.game_code}/chat"
     server.app.quart.config["BODY_TIMEOUT"] = 0.3
-    front.routes.actions = Actions.of(server.app.quart, lambda: server.runtime)
+    front.routes.actions = Actions.of(server.app.quart, lambda: server.runtime.services)
     answers = []
     for door in (None, front.through_quart()):
         if door is None:

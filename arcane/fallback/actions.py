@@ -41,6 +41,7 @@ from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity, Member
 from arcane.limits import RateLimited, retry_after_header
 from arcane.identity import bearer, seat_of
+from arcane.transports import Refusal
 from arcane.routes.common import json_object
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class Actions:
             internal = ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
             status, body = internal.status, _error_body(internal)
         if head is None:
-            head = [JSON, (b"content-length", b"%d" % len(body)), *extra]
+            head = [JSON, *extra, (b"content-length", b"%d" % len(body))]  # in the order Quart writes them
         await respond(send, status, [*head, *self._cookie.headers(request.session)], body)
 
     # -- the routes of arcane/routes/api.py -----------------------------------------------------
@@ -256,7 +257,8 @@ def _json(value: Any) -> bytes:
 
 
 def _error_body(error: ArcaneError) -> bytes:
-    return _json({"error": error.to_dict()})
+    """The refusal's body as every transport renders it (arcane/transports.py `Refusal`)."""
+    return Refusal(error).http()[2]
 
 
 # routes/errors.py: the HTTP errors with a contract code answer in the error shape; any other
