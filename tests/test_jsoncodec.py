@@ -51,7 +51,7 @@ async def test_a_chat_in_any_script_arrives_unchanged_on_every_transport_and_fro
             await player.close()
 
 
-async def test_json_the_codec_refuses_is_dropped_and_the_socket_goes_on(tmp_path: Path) -> None:
+async def test_json_the_codec_refuses_is_refused_through_its_ack_and_the_socket_goes_on(tmp_path: Path) -> None:
     async with serving(tmp_path) as server:
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         raw = await RawSocketIO.open(server.port, ann.token)
@@ -62,7 +62,9 @@ async def test_json_the_codec_refuses_is_dropped_and_the_socket_goes_on(tmp_path
         await raw.send('4291["chat_message",{"text":"still here"}]')
         said, before = await raw.ack(91)
         assert said["ok"] is True
-        assert not any(packet.startswith("4390") for packet in before), before
+        # Each is refused through its ack (issue 19.14), and nothing of it is said.
+        refusals = [json.loads(packet[4:])[0] for packet in before if packet.startswith("4390")]
+        assert len(refusals) == 4 and all(r["error"]["code"] == "VALIDATION_ERROR" for r in refusals), before
         texts = [e["data"]["text"] for e in (await bram.get("/poll?after=0&timeout=0")).json()["events"]
                  if e["event"] == "chat_message"]
         assert texts == ["still here"]
