@@ -322,6 +322,7 @@ async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_aft
         await ann.close()
 
 
+@needs_fast_paths('websocket_direct')  # the one write is the direct path's
 async def test_a_chats_ack_goes_to_its_sender_in_the_same_write_as_the_chat(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[bytes] = []
