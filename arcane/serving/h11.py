@@ -160,24 +160,41 @@ def parse(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool] | None:
     line = POLL.fullmatch(lines[0])
     if line is None:
         return None
+    head = _header_lines(lines[1:], NOT_OURS)
+    if head is None:
+        return None
+    headers, keep_alive, _ = head
+    return line[1], headers, keep_alive
+
+
+def _header_lines(lines: list[bytes], refused: frozenset[bytes]
+                  ) -> tuple[list[tuple[bytes, bytes]], bool, int | None] | None:
+    """(headers with lower-case names, keep-alive, Content-Length) of a request's header
+    lines, if they are plain, none is `refused`, Host comes exactly once (h11 refuses an
+    HTTP/1.1 request without) and Content-Length at most once, in plain digits; else None."""
     headers = []
     hosts = 0
+    length = None
     keep_alive = True
-    for raw in lines[1:]:
+    for raw in lines:
         header = HEADER.fullmatch(raw)  # an empty line (a second request) does not match
         if header is None:
             return None
         name, value = header[1].lower(), header[2]
-        if name in NOT_OURS:
+        if name in refused:
             return None
         if name == b"host":
             hosts += 1
+        elif name == b"content-length":
+            if length is not None or not value.isdigit() or len(value) > 6:
+                return None  # one plain length only: h11 reads any other
+            length = int(value)
         elif name == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
             keep_alive = False
         headers.append((name, value))
-    if hosts != 1:  # h11 refuses an HTTP/1.1 request without exactly one Host
+    if hosts != 1:
         return None
-    return line[1], headers, keep_alive
+    return headers, keep_alive, length
 
 
 # A hot action's POST: only the routes, no query. Its body is whole in the same read, of
@@ -197,28 +214,12 @@ def parse_action(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool, s
     line = ACTION.fullmatch(lines[0])
     if line is None:
         return None
-    headers = []
-    hosts = 0
-    length = None
-    keep_alive = True
-    for raw in lines[1:]:
-        header = HEADER.fullmatch(raw)
-        if header is None:
-            return None
-        name, value = header[1].lower(), header[2]
-        if name in NOT_AN_ACTIONS:
-            return None
-        if name == b"host":
-            hosts += 1
-        elif name == b"content-length":
-            if length is not None or not value.isdigit() or len(value) > 6:
-                return None  # one plain length only: h11 reads any other
-            length = int(value)
-        elif name == b"connection" and b"close" in (token.strip() for token in value.lower().split(b",")):
-            keep_alive = False
-        headers.append((name, value))
+    head = _header_lines(lines[1:], NOT_AN_ACTIONS)
+    if head is None:
+        return None
+    headers, keep_alive, length = head
     body = data[end + 4:]
-    if hosts != 1 or length is None or length > ACTION_BODY_MAX or len(body) != length:
+    if length is None or length > ACTION_BODY_MAX or len(body) != length:
         return None
     return line[1], headers, keep_alive, "POST", body
 
