@@ -22,7 +22,7 @@ from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings
-from arcane.fallback.bare import ASGIApp
+from arcane.fallback.asgi import ASGIApp
 from arcane.feed import Feed
 from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
@@ -62,44 +62,12 @@ class Runtime:
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _shutdown_watch: asyncio.Task[None] | None = None
 
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings
-
-    @property
-    def store(self) -> Store:
-        return self.services.store
-
-    @property
-    def bus(self) -> Bus:
-        return self.services.bus
-
-    @property
-    def service(self) -> GameService:
-        return self.services.service
-
-    @property
-    def tokens(self) -> Tokens:
-        return self.services.tokens
-
-    @property
-    def presence(self) -> Presence:
-        return self.services.presence
-
-    @property
-    def closing(self) -> asyncio.Event:
-        return self.services.closing
-
-    @property
-    def followers(self) -> set[Feed]:
-        return self.services.followers
-
     async def start(self) -> None:
-        self.closing.clear()
-        await self.store.open()
-        await self.bus.start()
-        await self.presence.start()
-        await self.service.resume_waiting_games()
+        self.services.closing.clear()
+        await self.services.store.open()
+        await self.services.bus.start()
+        await self.services.presence.start()
+        await self.services.service.resume_waiting_games()
         self._shutdown_watch = shutdown.watch(self.begin_shutdown)
         # What is loaded by now (modules, the app) lives as long as the process: leave it out
         # of every later collection.
@@ -108,10 +76,10 @@ class Runtime:
 
     def begin_shutdown(self) -> None:
         """Shutdown has begun: end streams, long-polls and sockets so the server stops promptly."""
-        if self.closing.is_set():
+        if self.services.closing.is_set():
             return
-        self.closing.set()
-        for feed in list(self.followers):
+        self.services.closing.set()
+        for feed in list(self.services.followers):
             feed.close()
         if self.realtime is not None:
             task = asyncio.ensure_future(self.realtime.close_all())
@@ -124,12 +92,12 @@ class Runtime:
             self._shutdown_watch.cancel()
         await asyncio.gather(*self._closing_tasks, return_exceptions=True)
         await self.sio.shutdown()
-        await self.presence.close()
-        await self.service.close()
-        await self.bus.stop()
+        await self.services.presence.close()
+        await self.services.service.close()
+        await self.services.bus.stop()
         if self.cluster is not None:
             await self.cluster.close()
-        await self.store.close()
+        await self.services.store.close()
 
 
 def create_quart(settings: Settings) -> Quart:

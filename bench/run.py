@@ -440,12 +440,7 @@ def tables(results: dict[str, Any]) -> str:
         night = {"players": 0, "games": 0, "seconds": 0, "chats_sent": 0, "transports": {}, "chat_deliveries": {}}
     lines += ["", f"### Game night: {night['players']:,} players in {night['games']} games, "
               f"{night['seconds']:.0f} s measured, {night['chats_sent']:,} chat lines", "",
-              "| transport | chat deliveries | chat p50 ms | chat p99 ms | chat max ms | typing p50 ms | typing p99 ms |",
-              "|---|---|---|---|---|---|---|"]
-    for transport, kinds in night["transports"].items():
-        chat, typing = kinds["chat"], kinds["typing"]
-        lines.append(f"| {transport} | {night['chat_deliveries'][transport]:,} | {chat['p50_ms']} | {chat['p99_ms']} "
-                     f"| {chat['max_ms']} | {typing['p50_ms']} | {typing['p99_ms']} |")
+              *night_rows(night)]
     lines += night_http_table(results.get("gamenight_http", {"failed": "not run"}))
     lines += ["", "### Game night at fewer players (a fresh server each)", "",
               "| players | websocket chat p99 ms | sse chat p99 ms | longpoll chat p99 ms | worst p99 ms (chat or typing) |",
@@ -480,7 +475,13 @@ def night_http_table(night: dict[str, Any]) -> list[str]:
              f"{night['chats_sent']:,} chat lines, a third from each transport", "",
              f"HTTP posts (chat and typing) answered: {posts.get('posts', 0):,} ({posts.get('posts_per_s', 0):,}/s), "
              f"errors {posts.get('errors', 0)}, answer p50 {posts.get('p50_ms')} ms, p99 {posts.get('p99_ms')} ms.", "",
-             "| transport | chat deliveries | chat p50 ms | chat p99 ms | chat max ms | typing p50 ms | typing p99 ms |",
+             *night_rows(night)]
+    return lines
+
+
+def night_rows(night: dict[str, Any]) -> list[str]:
+    """The game night's table: a row per transport."""
+    lines = ["| transport | chat deliveries | chat p50 ms | chat p99 ms | chat max ms | typing p50 ms | typing p99 ms |",
              "|---|---|---|---|---|---|---|"]
     for transport, kinds in night["transports"].items():
         chat, typing = kinds["chat"], kinds["typing"]

@@ -25,11 +25,11 @@ from tests.logs import events_after, log_bounds
 
 async def logged(server: LiveServer, code: str, viewer: str | None) -> list[Event]:
     """Everything `viewer` may see in the game's log, oldest first."""
-    return await events_after(server.runtime.store, code, 0, viewer)
+    return await events_after(server.runtime.services.store, code, 0, viewer)
 
 
 async def last_seq(server: LiveServer, code: str) -> int:
-    bounds = await log_bounds(server.runtime.store, code)
+    bounds = await log_bounds(server.runtime.services.store, code)
     assert bounds is not None, f"no game {code} in the store"
     return bounds[1]
 

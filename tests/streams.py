@@ -291,7 +291,7 @@ async def _wait(changed: asyncio.Event, condition: Callable[[], bool], timeout: 
 
 async def visible_log(server: LiveServer, player: Player) -> list[tuple[int, str]]:
     """The truth: every logged event `player` may see, from the store."""
-    events = await events_after(server.runtime.store, player.game_code, 0, player.player_id)
+    events = await events_after(server.runtime.services.store, player.game_code, 0, player.player_id)
     return [(e.seq, e.name) for e in events if e.seq is not None]
 
 

@@ -91,8 +91,8 @@ def test_a_generated_key_keeps_player_tokens_valid_across_restarts(tmp_path: Pat
     settings = Settings(database=tmp_path / "codex.db")
     before, after = create_app(settings), create_app(settings)
     assert before.quart.secret_key == after.quart.secret_key
-    token = before.runtime.tokens.issue("ABC123", "p1")
-    assert after.runtime.tokens.read(token).player_id == "p1"
+    token = before.runtime.services.tokens.issue("ABC123", "p1")
+    assert after.runtime.services.tokens.read(token).player_id == "p1"
 
 
 @pytest.mark.parametrize("key", ["", "short", "k" * 31])

@@ -146,7 +146,7 @@ async def assert_held(server: LiveServer, party: list[Player], turn: int, seq: i
         view = await player.view()
         assert view["phase"] == "playing" and view["turn_number"] == turn
         assert view["scenario"] is None and view["whisper"] is None and view["waiting_for"] == []
-    stored = await server.runtime.store.fetchone(
+    stored = await server.runtime.services.store.fetchone(
         "SELECT COUNT(*) FROM scenarios WHERE game_code = ? AND turn_number = ?", (code, turn))
     assert stored is not None and stored[0] == 0
     assert await last_seq(server, code) == seq
@@ -176,7 +176,7 @@ async def test_the_game_waits_for_a_failing_oracle_and_resumes(oracle_server: Li
 
     flaky.mode = "ok"
     await scenario_arrives(party[0])
-    events = await events_after(server.runtime.store, code, seq, party[0].player_id)
+    events = await events_after(server.runtime.services.store, code, seq, party[0].player_id)
     assert names(events) == ["new_scenario", "whisper"]
     assert names(await logged(server, code, None)).count("new_scenario") == 1
     await close_all(party)

@@ -23,7 +23,7 @@ from tests.logs import events_after, log_bounds
 async def record(server: LiveServer, code: str, viewers: list[Player]) -> dict[str, Any]:
     """Everything a restart must keep: the log's bounds, each viewer's view and visible log."""
     return {
-        "bounds": await log_bounds(server.runtime.store, code),
+        "bounds": await log_bounds(server.runtime.services.store, code),
         "views": [await v.view() for v in viewers],
         "logs": [await logged(server, code, v.player_id) for v in viewers] + [await logged(server, code, None)],
     }
@@ -133,7 +133,7 @@ async def test_a_game_left_without_its_scenario_gets_it_after_a_restart(tmp_path
 
 
 async def store_events(server: LiveServer, code: str, after: int) -> list[Event]:
-    return await events_after(server.runtime.store, code, after, None)
+    return await events_after(server.runtime.services.store, code, after, None)
 
 
 # -- the store itself ---------------------------------------------------------------------------
@@ -340,18 +340,18 @@ async def test_old_events_are_pruned_past_the_retention(tmp_path: Path) -> None:
     try:
         host, brom = await seat_party(server, ["Aria", "Brom"])
         code = host.game_code
-        assert await log_bounds(server.runtime.store, code) == (0, 2)
+        assert await log_bounds(server.runtime.services.store, code) == (0, 2)
         for n in range(10):
             assert (await host.post("/chat", {"text": f"line {n}"})).status_code == 201
-        assert await log_bounds(server.runtime.store, code) == (7, 12)
+        assert await log_bounds(server.runtime.services.store, code) == (7, 12)
         kept = await logged(server, code, None)
         assert [e.seq for e in kept] == [8, 9, 10, 11, 12]
         assert [e.payload["text"] for e in kept] == [f"line {n}" for n in range(5, 10)]
-        stored = await server.runtime.store.fetchone("SELECT COUNT(*) FROM events WHERE game_code = ?", (code,))
+        stored = await server.runtime.services.store.fetchone("SELECT COUNT(*) FROM events WHERE game_code = ?", (code,))
         assert stored is not None and stored[0] == 5
 
         assert (await brom.post("/chat", {"text": "one more"})).status_code == 201
-        assert await log_bounds(server.runtime.store, code) == (8, 13)
+        assert await log_bounds(server.runtime.services.store, code) == (8, 13)
         view = await host.view()
         assert view["seq"] == 13 and [p["player_name"] for p in view["players"]] == ["Aria", "Brom"]
         await close_all([host, brom])

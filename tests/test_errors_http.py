@@ -21,10 +21,10 @@ Send = Callable[[], Awaitable[httpx.Response]]
 
 async def world(server: LiveServer, watchers: Sequence[Player]) -> list[Any]:
     """What a refusal must leave alone: the number of games, and each watcher's log bounds and view."""
-    count = await server.runtime.store.fetchone("SELECT COUNT(*) FROM games")
+    count = await server.runtime.services.store.fetchone("SELECT COUNT(*) FROM games")
     state: list[Any] = [count[0] if count else None]
     for watcher in watchers:
-        state.append(await log_bounds(server.runtime.store, watcher.game_code))
+        state.append(await log_bounds(server.runtime.services.store, watcher.game_code))
         state.append(await watcher.view())
     return state
 
@@ -278,7 +278,7 @@ async def test_an_unexpected_failure_is_an_internal_error_without_a_traceback(se
     marker = "the-vault-combination-is-4217"
 
     async def explode(code: str) -> Any:
-        async with server.runtime.store.transaction() as tx:
+        async with server.runtime.services.store.transaction() as tx:
             await tx.log(code, "chat_message", {"player_id": "x", "player_name": "x", "text": marker})
             raise RuntimeError(marker)
         return jsonify({})  # pragma: no cover

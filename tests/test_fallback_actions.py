@@ -341,7 +341,7 @@ async def test_an_unexpected_failure_is_an_internal_error_as_in_quart(
     async def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(marker)
 
-    monkeypatch.setattr(server.runtime.service, "chat", explode)
+    monkeypatch.setattr(server.runtime.services.service, "chat", explode)
     with caplog.at_level(logging.ERROR):
         answer = await front.same(post(host.client, f"/api/games/{host.game_code}/chat", {"text": "x"}),
                                   500, "INTERNAL_ERROR")

@@ -168,7 +168,7 @@ async def test_a_waiting_poll_rides_through_a_restart(tmp_path: Path) -> None:
 
 async def test_a_client_that_gives_up_on_a_poll_releases_its_subscription(server: LiveServer) -> None:
     ann, bob = await seat_party(server, ["Ann", "Bob"])
-    bus = server.runtime.bus
+    bus = server.runtime.services.bus
     client = httpx.AsyncClient(base_url=server.url, timeout=30)
     path = f"/api/games/{ann.game_code}/poll"
     params = {"token": ann.token, "after": 2, "timeout": 30}
@@ -215,7 +215,7 @@ async def test_a_long_poller_stays_online_while_its_polls_keep_coming(
     monkeypatch.setattr(longpoll, "LEASE_FLOOR", 0.1)  # lease = 2 x 0.2 s timeout = 0.4 s
     ann, bob = await seat_party(server, ["Ann", "Bob"])
     poller = Poller(ann, after=2, timeout=0.2)
-    presence = server.runtime.presence
+    presence = server.runtime.services.presence
     grace = server.settings.presence_grace
     try:
         await poller.poll()
@@ -235,7 +235,7 @@ async def test_a_stream_and_a_poller_count_together_for_one_player(
 ) -> None:
     monkeypatch.setattr(longpoll, "LEASE_FLOOR", 0.1)
     ann, bob = await seat_party(server, ["Ann", "Bob"])
-    presence = server.runtime.presence
+    presence = server.runtime.services.presence
     grace = server.settings.presence_grace
     poller = Poller(ann, after=2, timeout=0.6, client_id="phone")  # a lease of 1.2 s
     stream = await sse_for(ann, last_event_id=2)
@@ -267,7 +267,7 @@ async def a_lapsed_poll_lease_changes_nothing_while_a_stream_is_open(
 
 async def test_a_poller_that_goes_while_waiting_releases_its_feed_at_once(server: LiveServer) -> None:
     (ann,) = await seat_party(server, ["Ann"])
-    bus = server.runtime.bus
+    bus = server.runtime.services.bus
     poller = Poller(ann, timeout=30)
     await poller.poll()  # the snapshot; the next poll waits
 

@@ -189,7 +189,7 @@ async def test_two_hundred_streams_leave_no_subscriber_behind(tmp_path: Path) ->
 
 async def _two_hundred_streams(server: LiveServer) -> None:
     ann, bob = await seat_party(server, ["Ann", "Bob"])
-    bus = server.runtime.bus
+    bus = server.runtime.services.bus
     client = httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10.0, read=None),
                                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
     url = f"/api/games/{ann.game_code}/events"
@@ -209,7 +209,7 @@ async def _two_hundred_streams(server: LiveServer) -> None:
     try:
         await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 20)
         assert subscribers(bus, ann.game_code) == 200
-        assert ann.player_id in await server.runtime.presence.online(ann.game_code)
+        assert ann.player_id in await server.runtime.services.presence.online(ann.game_code)
         release.set()
         await asyncio.gather(*visits)
         for _ in range(200):
@@ -218,7 +218,7 @@ async def _two_hundred_streams(server: LiveServer) -> None:
             await asyncio.sleep(0.02)
         assert subscribers(bus) == 0
         await asyncio.sleep(server.settings.presence_grace + 0.3)
-        assert ann.player_id not in await server.runtime.presence.online(ann.game_code)
+        assert ann.player_id not in await server.runtime.services.presence.online(ann.game_code)
     finally:
         for task in visits:
             task.cancel()
@@ -329,7 +329,7 @@ async def test_shutdown_ends_every_open_stream(server: LiveServer) -> None:
         server.runtime.begin_shutdown()
         for stream in streams:
             await asyncio.wait_for(stream.ended.wait(), 5)
-        assert subscribers(server.runtime.bus) == 0
+        assert subscribers(server.runtime.services.bus) == 0
     finally:
         await close_all(*streams, ann, bob)
 

@@ -24,11 +24,10 @@ from tests.support import LiveServer, Player, needs_fast_paths, seat_party, serv
 from tests.test_wire import read_response
 
 
-@pytest.fixture
-def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The targets of the requests the fast lane took, in order."""
+def spy_on(monkeypatch: pytest.MonkeyPatch, parser: str) -> list[bytes]:
+    """The targets of the requests the fast lane's `parser` took, in order."""
     seen: list[bytes] = []
-    parse = fastlane.parse
+    parse = getattr(fastlane, parser)
 
     def spy(data: bytes) -> Any:
         request = parse(data)
@@ -36,8 +35,14 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
             seen.append(request[0])
         return request
 
-    monkeypatch.setattr(fastlane, "parse", spy)
+    monkeypatch.setattr(fastlane, parser, spy)
     return seen
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The polls the fast lane took."""
+    return spy_on(monkeypatch, "parse")
 
 
 @asynccontextmanager
@@ -157,15 +162,15 @@ async def test_a_poller_that_hangs_up_while_waiting_is_let_go_at_once(tmp_path: 
             await asyncio.sleep(0.3)
             writer.write(poll_request(ann, "after=1&timeout=30"))
             for _ in range(100):
-                if server.runtime.followers:
+                if server.runtime.services.followers:
                     break
                 await asyncio.sleep(0.02)
-            assert len(server.runtime.followers) == 1 and len(taken) == 2
+            assert len(server.runtime.services.followers) == 1 and len(taken) == 2
         for _ in range(100):
-            if not server.runtime.followers:
+            if not server.runtime.services.followers:
                 break
             await asyncio.sleep(0.02)
-        assert not server.runtime.followers  # well before the 30 s timeout
+        assert not server.runtime.services.followers  # well before the 30 s timeout
         # And the server goes on answering.
         async with wire(server.port) as (reader, writer):
             writer.write(poll_request(ann, "after=0&timeout=0"))
@@ -301,18 +306,8 @@ def test_only_a_whole_plain_action_post_with_its_whole_body_is_read_beside_h11()
 
 @pytest.fixture
 def actions_taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The targets of the action POSTs the fast lane took, in order."""
-    seen: list[bytes] = []
-    parse_action = fastlane.parse_action
-
-    def spy(data: bytes) -> Any:
-        request = parse_action(data)
-        if request is not None:
-            seen.append(request[0])
-        return request
-
-    monkeypatch.setattr(fastlane, "parse_action", spy)
-    return seen
+    """The action POSTs the fast lane took."""
+    return spy_on(monkeypatch, "parse_action")
 
 
 @needs_fast_paths('poll_lane')

@@ -26,7 +26,7 @@ class RoomLog:
         self.server, self.code, self.cursor = server, code, 0
 
     async def step(self, *expected: str) -> list[Event]:
-        events = await events_after(self.server.runtime.store, self.code, self.cursor, None)
+        events = await events_after(self.server.runtime.services.store, self.code, self.cursor, None)
         assert names(events) == list(expected)
         assert_seq_increasing(events)
         assert all(e.seq is not None and e.seq > self.cursor for e in events)

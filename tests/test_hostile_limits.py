@@ -42,7 +42,7 @@ def rate_limited(response: httpx.Response) -> None:
 
 
 async def games_in(server: LiveServer) -> int:
-    return int((await server.runtime.store.fetchone("SELECT COUNT(*) AS n FROM games"))["n"])
+    return int((await server.runtime.services.store.fetchone("SELECT COUNT(*) AS n FROM games"))["n"])
 
 
 async def close_all(*things: Any) -> None:
@@ -276,6 +276,20 @@ class RawSse:
         self.sock.close()
 
 
+async def resumes_after_the_cut(server: LiveServer, reader: RawSse, ann: Player, bob: Player) -> None:
+    """Bob's stream was cut: a new one from his last id replays, with no gap, what he missed."""
+    await reader.read_until(lambda: False)  # whatever reached Bob before the cut
+    reader.close()
+    last = int(reader.parser.last_event_id)
+    truth = [entry for entry in await visible_log(server, bob) if entry[0] > last]
+    resumed = SseStream(server, ann.game_code, token=bob.token, last_event_id=last)
+    assert (await resumed.open()).status_code == 200
+    await resumed.wait_for(lambda: len(resumed.logged()) >= len(truth), 20)
+    assert resumed.events[0].event != "reconnect_sync", "a replay from the cursor, not a snapshot"
+    assert resumed.logged() == truth
+    await close_all(resumed, ann, bob)
+
+
 @needs_fast_paths('sse_direct')  # the byte bound drops the connection through hypercorn's transport
 async def test_an_sse_client_that_never_reads_is_cut_and_resumes_with_no_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -296,26 +310,17 @@ async def test_an_sse_client_that_never_reads_is_cut_and_resumes_with_no_gap(
         bob = await Player.join(server, ann.game_code, "Bob")
         reader = RawSse(server, ann.game_code, bob.token, last_event_id=0)
         assert await reader.read_until(lambda: any(e.event == "player_joined" and e.id == "2" for e in reader.events))
-        assert len(writers) == 1 and len(server.runtime.followers) == 1
+        assert len(writers) == 1 and len(server.runtime.services.followers) == 1
         highest = 0
         line = "a whisper shared, or a lie: " + "x" * 400
         for n in range(2000):  # up to 1 MB of chat that Bob never reads: cut long before
             assert (await ann.post("/chat", {"text": f"{n} {line}"})).status_code == 201
             highest = max(highest, writers[0].buffered())
-            if not server.runtime.followers:
+            if not server.runtime.services.followers:
                 break
-        assert not server.runtime.followers, "the stream of a client that never reads is cut"
+        assert not server.runtime.services.followers, "the stream of a client that never reads is cut"
         assert highest <= limit
-        await reader.read_until(lambda: False)  # whatever reached Bob before the cut
-        reader.close()
-        last = int(reader.parser.last_event_id)
-        truth = [entry for entry in await visible_log(server, bob) if entry[0] > last]
-        resumed = SseStream(server, ann.game_code, token=bob.token, last_event_id=last)
-        assert (await resumed.open()).status_code == 200
-        await resumed.wait_for(lambda: len(resumed.logged()) >= len(truth), 20)
-        assert resumed.events[0].event != "reconnect_sync", "a replay from the cursor, not a snapshot"
-        assert resumed.logged() == truth
-        await close_all(resumed, ann, bob)
+        await resumes_after_the_cut(server, reader, ann, bob)
 
 
 @needs_fast_paths('sse_direct')  # without it a stuck write holds the stream (docs/security.md)
@@ -331,20 +336,11 @@ async def test_an_sse_client_that_falls_behind_by_events_is_cut_and_resumes_from
         line = "a whisper shared, or a lie: " + "x" * 400
         for n in range(2000):  # Bob reads none of it: his connection backs up, then events wait
             assert (await ann.post("/chat", {"text": f"{n} {line}"})).status_code == 201
-            if not server.runtime.followers:
+            if not server.runtime.services.followers:
                 break
-        assert not server.runtime.followers, "the stream of a client that falls behind is cut"
-        assert subscribers(server.runtime.bus, ann.game_code) == 0
-        await reader.read_until(lambda: False)  # whatever reached Bob before the cut
-        reader.close()
-        last = int(reader.parser.last_event_id)
-        truth = [entry for entry in await visible_log(server, bob) if entry[0] > last]
-        resumed = SseStream(server, ann.game_code, token=bob.token, last_event_id=last)
-        assert (await resumed.open()).status_code == 200
-        await resumed.wait_for(lambda: len(resumed.logged()) >= len(truth), 20)
-        assert resumed.events[0].event != "reconnect_sync", "a replay from the cursor, not a snapshot"
-        assert resumed.logged() == truth
-        await close_all(resumed, ann, bob)
+        assert not server.runtime.services.followers, "the stream of a client that falls behind is cut"
+        assert subscribers(server.runtime.services.bus, ann.game_code) == 0
+        await resumes_after_the_cut(server, reader, ann, bob)
 
 
 @needs_fast_paths('websocket_direct')  # the byte bound drops the connection through hypercorn's transport

@@ -96,7 +96,7 @@ async def play(server: LiveServer, rng: random.Random, number: int) -> Table:
 
 
 async def whispers_by_class(server: LiveServer, code: str) -> list[dict[str, str]]:
-    rows = await server.runtime.store.fetchall(
+    rows = await server.runtime.services.store.fetchall(
         "SELECT whispers FROM scenarios WHERE game_code = ? ORDER BY turn_number", (code,)
     )
     return [json.loads(r["whispers"]) for r in rows]

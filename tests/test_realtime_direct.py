@@ -305,7 +305,7 @@ async def test_a_chat_whose_sender_cannot_be_written_to_at_once_gets_its_ack_aft
         try:
             ack_id = await raw.call("chat_message", {"text": "behind"})
             for _ in range(500):
-                if (await log_bounds(server.runtime.store, ann.game_code) or (0, 0))[1] > joined["seq"]:
+                if (await log_bounds(server.runtime.services.store, ann.game_code) or (0, 0))[1] > joined["seq"]:
                     break
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the handler has returned; its ack waits too

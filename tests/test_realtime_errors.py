@@ -66,7 +66,7 @@ async def test_joins_are_refused_with_the_right_code(server: LiveServer) -> None
 async def test_bad_actions_are_answered_and_change_nothing(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     tab = await socket_for(ann)
-    before = await log_bounds(server.runtime.store, ann.game_code)
+    before = await log_bounds(server.runtime.services.store, ann.game_code)
     cases = [
         ("make_choice", {"option_id": "a"}, "WRONG_PHASE"),
         ("make_choice", {}, "VALIDATION_ERROR"),
@@ -79,7 +79,7 @@ async def test_bad_actions_are_answered_and_change_nothing(server: LiveServer) -
     for event, payload, code in cases:
         ack = await tab.call(event, payload)
         assert ack["error"]["code"] == code, (event, ack)
-    assert await log_bounds(server.runtime.store, ann.game_code) == before
+    assert await log_bounds(server.runtime.services.store, ann.game_code) == before
 
     await tab.sio.emit("chat_message", {"text": ""})
     error = await tab.wait_event("error")
@@ -115,12 +115,12 @@ async def test_a_flood_is_rate_limited_and_others_stay_served(server: LiveServer
 async def test_an_oversized_payload_is_not_processed(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     tab = await socket_for(ann)
-    before = await log_bounds(server.runtime.store, ann.game_code)
+    before = await log_bounds(server.runtime.services.store, ann.game_code)
     await tab.sio.emit("chat_message", {"text": "x" * (server.settings.max_payload * 2)})
     other = await socket_for(bram)
     assert (await other.call("ping"))["ok"] is True
     await asyncio.sleep(0.2)
-    assert await log_bounds(server.runtime.store, ann.game_code) == before
+    assert await log_bounds(server.runtime.services.store, ann.game_code) == before
     await other.close()
     if tab.sio.connected:
         await tab.close()
@@ -133,7 +133,7 @@ async def test_an_unexpected_failure_is_logged_and_answered_internal_error(
 ) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
     tab = await socket_for(ann)
-    service = server.runtime.service
+    service = server.runtime.services.service
 
     async def broken_chat(*args: object, **kwargs: object) -> object:
         raise RuntimeError("the quill snapped")

@@ -56,7 +56,7 @@ async def test_four_players_on_socketio_receive_exactly_their_events_in_order(qu
 
     await asyncio.gather(play_game(server, party, sockets), other_party[0].post("/chat", {"text": "elsewhere"}))
 
-    store = server.runtime.store
+    store = server.runtime.services.store
     for player, client in zip(party, sockets):
         expected = await events_after(store, player.game_code, joined_at[client], player.player_id)
         got = logged(client.received, joined_at[client])

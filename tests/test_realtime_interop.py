@@ -53,7 +53,7 @@ async def test_the_official_javascript_client_joins_and_receives_events(server: 
     assert events[0][0] == "reconnect_sync"
     chats = [data["text"] for name, data in events if name == "chat_message"]  # type: ignore[index]
     assert chats == ["hello from node", "hello from python"]
-    logged = await events_after(server.runtime.store, ann.game_code, 2, bram.player_id)
+    logged = await events_after(server.runtime.services.store, ann.game_code, 2, bram.player_id)
     assert [e.seq for e in logged if e.name == "chat_message"] == [
         data["seq"] for name, data in events if name == "chat_message"  # type: ignore[index]
     ]

@@ -75,7 +75,7 @@ async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         for n in range(12):
             await ann.post("/chat", {"text": f"message {n}"})
-        floor, last = await log_bounds(server.runtime.store, ann.game_code)  # type: ignore[misc]
+        floor, last = await log_bounds(server.runtime.services.store, ann.game_code)  # type: ignore[misc]
         assert floor > 1
 
         for cursor in (1, None, last + 100):
@@ -119,7 +119,7 @@ async def replay_races_the_writer(server: LiveServer) -> None:
         await tab.wait_event("chat_message", text=sent[-1])
         seqs = [s for s, _ in tab.logged()]
         assert seqs == sorted(set(seqs)), "a duplicate or out-of-order event"
-        visible = await events_after(server.runtime.store, ann.game_code, 2, bram.player_id)
+        visible = await events_after(server.runtime.services.store, ann.game_code, 2, bram.player_id)
         assert seqs == [e.seq for e in visible]
         await tab.close()
     await ann.close()

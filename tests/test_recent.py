@@ -58,7 +58,7 @@ async def test_polls_from_a_recent_cursor_are_answered_without_reading_the_log(t
         ann, bram = await seat_party(server, ["Ann", "Bram"])
         for n in range(5):
             assert (await ann.post("/chat", {"text": f"line {n}"})).status_code == 201
-        store = server.runtime.store
+        store = server.runtime.services.store
         reads: list[Any] = []
         original = store.log_since
 

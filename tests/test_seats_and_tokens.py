@@ -290,11 +290,11 @@ async def test_a_database_from_before_seat_lifetimes_opens_with_every_seat_fresh
         db.execute("PRAGMA user_version = 2")
         db.commit()
     async with serving(tmp_path) as server:
-        token = server.runtime.tokens.issue("OLDONE", "a1b2c3d4e5f6")
+        token = server.runtime.services.tokens.issue("OLDONE", "a1b2c3d4e5f6")
         async with http_client(server.url, headers={"Authorization": f"Bearer {token}"}) as ann:
             response = await ann.get("/api/games/OLDONE")
             assert response.status_code == 200, response.text
-        row = await server.runtime.store.fetchone(
+        row = await server.runtime.services.store.fetchone(
             "SELECT seen_at FROM players WHERE player_id = 'a1b2c3d4e5f6'")
         assert time.time() - row[0] < 3600, "an old seat's lifetime starts at the upgrade"
     with closing(sqlite3.connect(path)) as db:

@@ -120,13 +120,13 @@ async def read_response(reader: asyncio.StreamReader, *, head_only: bool = False
 async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_next_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from arcane.fallback import bare
+    from arcane.fallback import asgi
     from arcane.serving import h11
 
     # Polls the fast lane would take (tests/test_fastlane.py) go through hypercorn here.
     monkeypatch.setattr(h11, "parse", lambda data: None)
     ways: list[bool] = []
-    respond = bare.respond
+    respond = asgi.respond
 
     async def spy(send: object, *args: object) -> bool:
         written = await respond(send, *args)  # type: ignore[arg-type]
@@ -136,7 +136,7 @@ async def test_answers_written_in_one_piece_keep_the_connection_alive_for_the_ne
             ways.append(written)
         return written
 
-    monkeypatch.setattr(bare, "respond", spy)
+    monkeypatch.setattr(asgi, "respond", spy)
     async with serving(tmp_path) as server:
         (ann,) = await seat_party(server, ["Ann"])
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)

@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,13 +36,14 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 from werkzeug.http import dump_cookie, parse_cookie
 
-from arcane.serving import h11
 from arcane.errors import ArcaneError, ErrorCode
+from arcane.fallback.asgi import Receive, Scope, Send
 from arcane.game.records import Identity, Member
-from arcane.limits import RateLimited, retry_after_header
 from arcane.identity import bearer, seat_of
-from arcane.transports import Refusal
+from arcane.limits import RateLimited, retry_after_header
 from arcane.routes.common import json_object
+from arcane.serving import h11
+from arcane.transports import Refusal
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -51,9 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 PATH = re.compile(r"/api/games/([^/]+)/(chat|typing|choices)")

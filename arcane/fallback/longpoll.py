@@ -17,7 +17,7 @@ from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
-from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect, respond_json
+from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect, respond_json
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog, CatchUp
 from arcane.game.records import Identity, Member

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
-from arcane.fallback.bare import Caller, Receive, Request, Send, on_disconnect
+from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, parse_cursor
 from arcane.feed import Backlog
 from arcane.game.records import Identity, Member

@@ -10,10 +10,12 @@ import socketio
 
 from arcane import jsoncodec
 from arcane.config import Settings
+from arcane.errors import ArcaneError
 from arcane.events import Event, new_request
 from arcane.realtime.frames import text_frame
 from arcane.serving import engineio as serving_engineio
 from arcane.serving import socketio as serving_socketio
+from arcane.transports import Refusal
 
 
 class Reply:
@@ -67,6 +69,12 @@ class SocketServer(serving_socketio.Server):
         # Written already, with the event it answers.
         return (reply is not None and reply.sent and pkt.packet_type == socketio.packet.ACK
                 and pkt.id == reply.id)
+
+    def refusal_ack(self, error: ArcaneError) -> list[Any]:
+        return [Refusal(error).body]
+
+    def refusal_event(self, error: ArcaneError, event: str | None) -> dict[str, Any]:
+        return Refusal(error).payload(event=event)
 
 
 def create_server(settings: Settings) -> SocketServer:

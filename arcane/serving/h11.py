@@ -156,11 +156,10 @@ def parse(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool] | None:
     request and nothing more; None for anything else."""
     if len(data) > MAX_HEAD or not data.endswith(b"\r\n\r\n"):
         return None
-    lines = data[:-4].split(b"\r\n")
-    line = POLL.fullmatch(lines[0])
+    line = POLL.fullmatch(data, 0, data.find(b"\r\n"))  # before any header line is split
     if line is None:
         return None
-    head = _header_lines(lines[1:], NOT_OURS)
+    head = _header_lines(data[line.end() + 2:-4].split(b"\r\n"), NOT_OURS)
     if head is None:
         return None
     headers, keep_alive, _ = head
@@ -210,11 +209,10 @@ def parse_action(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], bool, s
     end = data.find(b"\r\n\r\n")
     if end < 0 or end + 4 > MAX_HEAD:
         return None
-    lines = data[:end].split(b"\r\n")
-    line = ACTION.fullmatch(lines[0])
+    line = ACTION.fullmatch(data, 0, data.find(b"\r\n"))  # before any header line is split
     if line is None:
         return None
-    head = _header_lines(lines[1:], NOT_AN_ACTIONS)
+    head = _header_lines(data[line.end() + 2:end].split(b"\r\n"), NOT_AN_ACTIONS)
     if head is None:
         return None
     headers, keep_alive, length = head

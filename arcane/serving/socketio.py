@@ -77,6 +77,15 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         """This packet went out already (an ack written with its event): do not send it."""
         return False
 
+    def refusal_ack(self, error: ArcaneError) -> list[Any]:
+        """The ack's arguments for an event refused here (one that could not be read, or whose
+        name Socket.IO reserves)."""
+        raise NotImplementedError
+
+    def refusal_event(self, error: ArcaneError, event: str | None) -> dict[str, Any]:
+        """The `error` event's payload for an event refused here that asked for no ack."""
+        raise NotImplementedError
+
     # -- python-socketio's private methods ---------------------------------------------------------
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
@@ -101,7 +110,7 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         error = validation("the event could not be read: it must be a JSON list (no NaN or Infinity) "
                            "whose first item is its name")
         await self._send_packet(eio_sid, self.packet_class(
-            socketio.packet.ACK, namespace=namespace, id=int(head["id"]), data=[{"error": error.to_dict()}]))
+            socketio.packet.ACK, namespace=namespace, id=int(head["id"]), data=self.refusal_ack(error)))
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
         self._malformed.pop(eio_sid, None)
@@ -142,9 +151,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             error = validation("an event is a list whose first item is its name")
         if id is not None:
             await self._send_packet(eio_sid, self.packet_class(
-                socketio.packet.ACK, namespace=namespace, id=id, data=[{"error": error.to_dict()}]))
+                socketio.packet.ACK, namespace=namespace, id=id, data=self.refusal_ack(error)))
         else:
-            await self.emit("error", error.to_dict() | {"event": name if isinstance(name, str) else None},
+            await self.emit("error", self.refusal_event(error, name if isinstance(name, str) else None),
                             to=sid, namespace=namespace)
 
     async def _handle_event_internal(

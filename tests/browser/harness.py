@@ -204,7 +204,7 @@ class Seat:
     async def visible_log(self) -> list[tuple[int, str]]:
         """The truth, from the store: every logged event this player may see, in order."""
         code, player_id = await self.seat()
-        events = await events_after(self.server.runtime.store, code, 0, player_id)
+        events = await events_after(self.server.runtime.services.store, code, 0, player_id)
         return [(e.seq, e.name) for e in events if e.seq is not None]
 
     async def shot(self, folder: Path, name: str, *, full_page: bool = True) -> Path:
