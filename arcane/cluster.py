@@ -198,7 +198,7 @@ class RedisBus(Bus):
                 self._link.failed("listening for events", exc)
             finally:
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # annotated only from redis-py 8.2
                 except FAULTS:
                     pass
             await asyncio.sleep(backoff.next())

@@ -56,7 +56,7 @@ class Kept:
 
 
 async def follow(server: LiveServer, player: Player) -> tuple[Feed, Pump, Kept, int]:
-    rt = server.runtime
+    rt = server.runtime.services
     feed = Feed(rt.bus, Identity(player.game_code, player.player_id), store=rt.store, snapshot=rt.service.view)
     start = await feed.start(None)
     kept = Kept()
@@ -69,7 +69,7 @@ async def follow(server: LiveServer, player: Player) -> tuple[Feed, Pump, Kept, 
 
 async def test_a_gap_in_the_bus_is_filled_from_the_log_in_order(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
-    rt = server.runtime
+    rt = server.runtime.services
     feed, pump, kept, seq = await follow(server, bram)
     publish = rt.store.on_commit
     dropped: list[Event] = []
@@ -93,7 +93,7 @@ async def test_a_gap_in_the_bus_is_filled_from_the_log_in_order(server: LiveServ
 
 async def test_a_resync_reads_what_the_bus_missed(server: LiveServer) -> None:
     ann, bram = await seat_party(server, ["Ann", "Bram"])
-    rt = server.runtime
+    rt = server.runtime.services
     feed, pump, kept, _ = await follow(server, bram)
     publish = rt.store.on_commit
     rt.store.on_commit = lambda events: None
