@@ -5,12 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arcane import loop as _loop
-
 __all__ = ["app", "create_app"]
-
-# hypercorn makes its event loop after importing the app, from the policy set here.
-EVENT_LOOP = _loop.choose()
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,6 @@ import socketio
 from quart import Quart
 
 from arcane import fallback, serving
-from arcane import loop as event_loop
 from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
@@ -172,7 +171,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
                       "worker only sees its own events. Set ARCANE_REDIS_URL, or run one worker.",
                       shutdown.hypercorn_workers())
         log.info("serving with database %s on %s's event loop%s", settings.database,
-                 event_loop.kind(asyncio.get_running_loop()),
+                 loop_name(asyncio.get_running_loop()),
                  f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 
     @quart_app.after_serving
@@ -192,6 +191,11 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     asgi.quart = quart_app
     asgi.runtime = runtime
     return Gate(asgi, settings)
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """uvloop or asyncio: `hypercorn -k uvloop` or `python -m arcane` choose it (arcane/serve.py)."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 
 def _session_loader(app: Quart) -> Callable[[str], dict[str, Any] | None]:

@@ -123,8 +123,8 @@ def servers() -> dict[str, Server]:
                   "ARCANE_MAX_CONNECTIONS_PER_ADDRESS": "1000000000", "ARCANE_MAX_SPECTATORS": "100000"}
     return {
         "arcane": Server("arcane", "arcane (hypercorn arcane:app)",
-                         [str(ROOT / ".venv/bin/hypercorn"), "arcane:app", "--bind", "127.0.0.1:{port}",
-                          "--backlog", "4096"], arcane_env),
+                         [str(ROOT / ".venv/bin/hypercorn"), "arcane:app", "--worker-class", "uvloop",
+                          "--bind", "127.0.0.1:{port}", "--backlog", "4096"], arcane_env),
         "bare": Server("bare", "python-socketio on hypercorn", [str(PY), "bench/peers/bare_socketio.py", "{port}"]),
         "flask": Server("flask", "Flask-SocketIO on eventlet",
                         [str(ROOT / "bench/.peers/flask-venv/bin/python"), "bench/peers/flask_socketio_server.py", "{port}"]),

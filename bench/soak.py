@@ -88,8 +88,7 @@ class Server:
     async def start(self) -> None:
         with self.log.open("ab") as output:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{self.port}",
-                "--workers", "0", "--graceful-timeout", "5", env=self.env, cwd=str(ROOT),
+                sys.executable, "-m", "arcane", "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", env=self.env, cwd=str(ROOT),
                 stdout=output, stderr=output)
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as client:
             for _ in range(400):

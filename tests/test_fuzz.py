@@ -121,7 +121,7 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One `hypercorn arcane:app` for the whole module (not one per example: speed)."""
+    """One `python -m arcane` for the whole module (not one per example: speed)."""
     tmp = tmp_path_factory.mktemp("fuzz")
     with socketless_port() as port:
         pass
@@ -129,8 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = os.environ | SETTINGS | {"ARCANE_DATABASE": str(tmp / "arcane.db")}
     with log.open("wb") as output:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{port}", "--workers", "0",
-             "--graceful-timeout", "5"], env=env, cwd=ROOT, stdout=output, stderr=output)
+            [sys.executable, "-m", "arcane", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5"], env=env, cwd=ROOT, stdout=output, stderr=output)
     url = f"http://127.0.0.1:{port}"
     http = httpx.Client(base_url=url, timeout=30)
     for _ in range(300):

@@ -35,19 +35,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# (hypercorn's --workers, ARCANE_EVENT_LOOP): the signal handlers to chain differ with each.
-@pytest.fixture(params=[("1", "uvloop"), ("0", "uvloop"), ("0", "asyncio")],
-                ids=["worker-process", "single-process", "single-process-asyncio-loop"])
-async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Process]:
+# How an operator may run it, and the event loop that then serves: hypercorn's worker process
+# (the stop heard through the worker's shutdown event), or `python -m arcane` (one process,
+# hypercorn's public serve() with our own shutdown trigger).
+RUNS = {
+    "worker-process": (["-m", "hypercorn", "arcane:app", "--workers", "1", "--worker-class", "uvloop"], "uvloop"),
+    "worker-process-asyncio-loop": (["-m", "hypercorn", "arcane:app", "--workers", "1"], "asyncio"),
+    "python-m-arcane": (["-m", "arcane"], "uvloop"),
+    "python-m-arcane-asyncio-loop": (["-m", "arcane", "--loop", "asyncio"], "asyncio"),
+    "single-process": (["-m", "hypercorn", "arcane:app", "--workers", "0"], "asyncio"),
+}
+
+
+async def launch(run: str, tmp_path: Path, graceful_timeout: float) -> Process:
     port = free_port()
-    workers, loop = request.param
-    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_PRESENCE_GRACE": "0.2",
-                        "ARCANE_EVENT_LOOP": loop}
+    args, loop = RUNS[run]
+    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_PRESENCE_GRACE": "0.2"}
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{port}",
-            "--graceful-timeout", str(GRACEFUL_TIMEOUT), "--workers", workers, "--log-level", "INFO",
+            sys.executable, *args, "--bind", f"127.0.0.1:{port}", "--graceful-timeout", str(graceful_timeout),
             env=env, cwd=str(Path(__file__).resolve().parent.parent), stderr=output,
         )
     url = f"http://127.0.0.1:{port}"
@@ -60,14 +67,21 @@ async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
                 await asyncio.sleep(0.05)
         else:
             proc.kill()
-            raise AssertionError("hypercorn arcane:app did not start")
+            raise AssertionError(f"{run} did not start: {log.read_text()}")
     assert f"on {loop}'s event loop" in log.read_text(), log.read_text()
+    return Process(url, proc)
+
+
+@pytest.fixture(params=["worker-process", "worker-process-asyncio-loop", "python-m-arcane",
+                        "python-m-arcane-asyncio-loop"])
+async def hypercorn(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Process]:
+    server = await launch(request.param, tmp_path, GRACEFUL_TIMEOUT)
     try:
-        yield Process(url, proc)
+        yield server
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()
 
 
 async def test_sigterm_stops_the_server_promptly_with_every_kind_of_connection_open(hypercorn: Process) -> None:
@@ -92,3 +106,22 @@ async def test_sigterm_stops_the_server_promptly_with_every_kind_of_connection_o
             await client.sio.disconnect()
     await stream.close()
     await ann.close()
+
+
+async def test_hypercorn_single_process_ends_open_streams_at_its_graceful_timeout(tmp_path: Path) -> None:
+    """`hypercorn -w 0 arcane:app` offers the app no word of the stop: the streams last until
+    hypercorn's graceful timeout, then end, and the server exits."""
+    server = await launch("single-process", tmp_path, 2)
+    try:
+        ann = await Player.create(server, "Ann")  # type: ignore[arg-type]
+        stream = await sse_for(ann)
+        await stream.wait_event("reconnect_sync")
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(server.proc.wait(), 20)
+        await asyncio.wait_for(stream.ended.wait(), 5)
+        await stream.close()
+        await ann.close()
+    finally:
+        if server.proc.returncode is None:
+            server.proc.kill()
+            await server.proc.wait()

@@ -8,7 +8,6 @@
 | `engineio.py` | Engine.IO's websocket driver table, socket queue, writer and read loop, `disconnect` |
 | `socketio.py` | python-socketio's private dispatch (`_handle_*`, `_send_packet`) |
 | `aiosqlite.py` | aiosqlite's connection thread (`_execute`, `_conn`) |
-| `asyncio.py` | the event loop policy, and loops that remember their signal handlers |
 
 What is a fast path, and how each is turned on or off: `fastpaths.py`. `configure` runs
 once per app, from the settings, and logs the one line that says which are on.
