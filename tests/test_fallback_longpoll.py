@@ -281,3 +281,31 @@ async def test_a_poller_that_goes_while_waiting_releases_its_feed_at_once(server
     await poller.client.aclose()  # the client is gone, 30 s before its poll would end
     await asyncio.wait_for(subscribed(0), 2)
     await ann.close()
+
+
+async def test_answered_polls_leave_nothing_for_the_cycle_collector(server: LiveServer) -> None:
+    """Each poll's feed, pump and answer are freed when it is answered, by reference counting:
+    thousands of polls a second must not each leave a cycle for the collector to find."""
+    import gc
+
+    from arcane.transports import Pump
+
+    ann, bob = await seat_party(server, ["Ann", "Bob"])
+
+    def pumps() -> int:
+        return sum(1 for thing in gc.get_objects() if isinstance(thing, Pump))
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = pumps()
+        for n in range(20):
+            await bob.post("/chat", {"text": f"line {n}"})
+            body = (await ann.get("/poll", params={"after": 0, "timeout": 0})).json()
+            assert body["events"][-1]["data"]["text"] == f"line {n}"
+        await asyncio.sleep(0.1)
+        left = pumps() - before
+    finally:
+        gc.enable()
+    assert left == 0, f"{left} answered polls' pumps still alive without the cycle collector"
+    await close_all(ann, bob)

@@ -108,13 +108,16 @@ class EventStream:
     through hypercorn, which waits for a slow client. A catch-up goes in pieces of at most
     `HIGH_WATER` bytes, so a long replay never sits whole in the connection's buffer."""
 
-    __slots__ = ("name", "_send", "_ended", "_loop", "_written_at")
+    __slots__ = ("name", "_send", "_ended", "_waiter", "_loop", "_written_at")
 
     def __init__(self, send: Send | ChunkWriter, ident: Identity) -> None:
         self.name = f"SSE stream of {ident.player_id}"
         self._send = send
         self._loop = asyncio.get_running_loop()
-        self._ended: asyncio.Future[None] = self._loop.create_future()
+        self._ended = False
+        # While idle a stream holds one future and one timer handle, no more: thousands of
+        # streams sit here (asyncio.wait would add two coroutine frames, a set and a closure).
+        self._waiter: asyncio.Future[None] | None = None
         self._written_at = self._loop.time()
 
     def write_now(self, event: Event) -> bool:
@@ -149,19 +152,29 @@ class EventStream:
             self._send.abort()  # elsewhere the server's own flow control bounds what waits
 
     def ended(self) -> None:
-        if not self._ended.done():
-            self._ended.set_result(None)
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def until_ended(self, pump: Pump, *, heartbeat: float) -> None:
         """Until the pump ends; after `heartbeat` seconds without a write, `: heartbeat`."""
-        while not self._ended.done():
+        while not self._ended:
             silent = self._loop.time() - self._written_at
             if silent >= heartbeat:
                 if pump.idle and not (isinstance(self._send, ChunkWriter) and self._send.write(HEARTBEAT)):
                     pump.write_aside(lambda: self._write(HEARTBEAT))
                 self._written_at = self._loop.time()
                 silent = 0.0
-            await asyncio.wait((self._ended,), timeout=heartbeat - silent)
+            self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(heartbeat - silent, self._wake)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
 
 
 async def _body(send: Send | ChunkWriter, data: bytes) -> None:
