@@ -1,7 +1,7 @@
-"""`python -m arcane`: the server in one process (arcane/serve.py)."""
+"""`python -m arcane`: the server in one process (arcane/serving/runner.py)."""
 
 import sys
 
-from arcane.serve import main
+from arcane.serving.runner import main
 
 sys.exit(main())

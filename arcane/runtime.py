@@ -194,7 +194,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
-    """uvloop or asyncio: `hypercorn -k uvloop` or `python -m arcane` choose it (arcane/serve.py)."""
+    """uvloop or asyncio: `hypercorn -k uvloop` or `python -m arcane` choose it (arcane/serving/runner.py)."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
 
 

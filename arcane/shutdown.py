@@ -4,7 +4,7 @@ Hypercorn tells the app of shutdown (lifespan) only after open connections end, 
 streams, long-polls and sockets never end by themselves: it would wait on them until its
 graceful timeout. So the runtime ends them itself as soon as it hears of the stop:
 
-- `python -m arcane` (arcane/serve.py) hands hypercorn a shutdown trigger of its own, through
+- `python -m arcane` (arcane/serving/runner.py) hands hypercorn a shutdown trigger of its own, through
   hypercorn's public `serve()`: it hears SIGINT and SIGTERM first. The tests do the same.
 - `hypercorn arcane:app` with worker processes (its default): the worker's shutdown event,
   set by the parent, is polled as hypercorn itself polls it. Hypercorn hands it to the

@@ -8,6 +8,7 @@
 | `engineio.py` | Engine.IO's websocket driver table, socket queue, writer and read loop, `disconnect` |
 | `socketio.py` | python-socketio's private dispatch (`_handle_*`, `_send_packet`) |
 | `aiosqlite.py` | aiosqlite's connection thread (`_execute`, `_conn`) |
+| `runner.py` | nothing private: `python -m arcane`, hypercorn run through its public `serve()` |
 
 What is a fast path, and how each is turned on or off: `fastpaths.py`. `configure` runs
 once per app, from the settings, and logs the one line that says which are on.

@@ -9,6 +9,9 @@ policy, no private name.
 `hypercorn arcane:app` serves the same app; there the loop is hypercorn's `--worker-class`
 (`-k uvloop`), and shutdown is heard through the worker's shutdown event
 (arcane/shutdown.py).
+
+It lives in arcane/serving/ with everything else that imports hypercorn, though it touches
+none of its private names: an upgrade of hypercorn is checked here and nowhere else.
 """
 
 from __future__ import annotations
