@@ -97,16 +97,20 @@ def test_the_ablation_table_shows_what_each_fast_path_alone_off_loses_and_keeps_
     harness = _harness()
     night = {"transports": {"websocket": {"chat": {"p99_ms": 20}, "typing": {"p99_ms": 10}}}}
     memory = {"kb_per_ws": 30.0, "kb_per_sse": 12.0}
-    on = {"fanout": _fan(1000), "chat": _fan(800), "gamenight": night, "polls": {"polls_per_s": 3000},
-          "memory": memory}
+    slow = {"transports": {"sse": {"chat": {"p99_ms": 70}, "typing": {"p99_ms": 10}}}}
+    on = {"fanout": _fan(1000), "chat": _fan(800), "http_chat": _fan(600), "gamenight": night,
+          "gamenight_http": night, "polls": {"polls_per_s": 3000}, "memory": memory}
     results = {"on": on, "-websocket_direct": on | {"fanout": _fan(600)},
                "-slim_queues": on | {"memory": {"kb_per_ws": 44.0, "kb_per_sse": 12.0}},
+               "-poll_lane": on | {"http_chat": _fan(300), "gamenight_http": slow},
                "off": on | {"polls": {"failed": "the server did not start"}}}
     table = harness.ablation_table(results).splitlines()
-    assert table[2] == "| `on` | 1,000 | 800 | 20 | 3,000 | 30.0 | 12.0 | none |"
-    assert table[3].startswith("| `-websocket_direct` | 600 (-40%, worse) | 800 (+0%) | 20 (+0%) |")
+    assert table[2] == "| `on` | 1,000 | 800 | 600 | 20 | 20 | 3,000 | 30.0 | 12.0 | none |"
+    assert table[3].startswith("| `-websocket_direct` | 600 (-40%, worse) | 800 (+0%) | 600 (+0%) | 20 (+0%) |")
     assert table[4].endswith("| 44.0 (+47%, worse) | 12.0 (+0%) | <= 40 KB/websocket |")
-    assert "failed: the server did not start" in table[5]
+    assert table[5].endswith("| HTTP chat >= 0.5x chat, HTTP-actions p99 <= 50 ms |")
+    assert "| 70 (+250%, worse) |" in table[5]
+    assert "failed: the server did not start" in table[6]
     out = tmp_path / "benchmarks.md"
     out.write_text("# Benchmarks\n\nthe run\n\n## Soak\n\nby hand\n")
     harness.write_ablation(results, out, "bench/run.py --ablation --smoke", harness.SMOKE)

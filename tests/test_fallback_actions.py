@@ -77,21 +77,26 @@ class Front:
         assert bare.status_code == status and error_of(bare) == code, bare.text
         assert_same_answer(bare, quart)
 
-    async def same(self, send: Send, status: int, code: str | None = None) -> httpx.Response:
-        """The bare front and Quart answer `send` alike, with `status` (and error `code`)."""
+    async def same(self, send: Send, status: int, code: str | None = None, *,
+                   unread_body: bool = False) -> httpx.Response:
+        """The bare front and Quart answer `send` alike, with `status` (and error `code`).
+        `unread_body`: the answer leaves the rest of a streamed body unread, and whether that
+        rest had arrived by then (no `connection: close`, arcane/gate.py) is a matter of timing."""
         bare, quart = await self.both(send)
         assert bare.status_code == status, bare.text
         if code is not None:
             assert error_of(bare) == code, bare.text
-        assert_same_answer(bare, quart)
+        assert_same_answer(bare, quart, ignore=("connection",) if unread_body else ())
         return bare
 
 
-def assert_same_answer(bare: httpx.Response, quart: httpx.Response, *, body: bool = True) -> None:
+def assert_same_answer(bare: httpx.Response, quart: httpx.Response, *, body: bool = True,
+                       ignore: tuple[str, ...] = ()) -> None:
     assert bare.status_code == quart.status_code, (bare.text, quart.text)
     if body:
         assert bare.content == quart.content
-    ours, theirs = _headers(bare), _headers(quart)
+    ours = [header for header in _headers(bare) if header[0] not in ignore]
+    theirs = [header for header in _headers(quart) if header[0] not in ignore]
     assert [name for name, _ in ours] == [name for name, _ in theirs], (ours, theirs)
     for (name, mine), (_, other) in zip(ours, theirs):
         if name == "set-cookie":
@@ -230,7 +235,8 @@ async def test_every_answer_is_the_quart_routes_answer(server: LiveServer, front
             big = b'{"text": "' + b"x" * 70_000 + b'"}'
             await front.same(raw(host.client, path, big), 413, "PAYLOAD_TOO_LARGE")
             await front.same(raw(cookie_only, path, big), 413, "PAYLOAD_TOO_LARGE")
-            await front.same(raw(host.client, path, lambda: _chunks(big)), 413, "PAYLOAD_TOO_LARGE")
+            await front.same(raw(host.client, path, lambda: _chunks(big)), 413, "PAYLOAD_TOO_LARGE",
+                             unread_body=True)
             await front.same(raw(stranger, path, big), 401, "AUTH_REQUIRED")
             # A cookie's body must be JSON, from our own origin: the gate's refusals.
             await front.gate(raw(cookie_only, path, b'{"text": "x"}', "text/plain"), 415, "UNSUPPORTED_MEDIA_TYPE")
