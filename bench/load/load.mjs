@@ -15,7 +15,10 @@ import { performance } from "node:perf_hooks";
 const require = createRequire(new URL("../.load/package.json", import.meta.url));
 const { io } = require("socket.io-client");
 
-const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+// A pooled connection idle for 4 s is closed here, before hypercorn's 5 s keep-alive timeout
+// closes it: else a request sent on it just as the server closes it meets a "socket hang up"
+// (the keep-alive race of HTTP/1.1, which Node does not retry for a POST).
+const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32, timeout: 4000 });
 const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 // The HTTP actions (chat, typing) of SSE and long-poll players: keep-alive connections of their
 // own, as a browser opens beside its stream or its waiting poll.
