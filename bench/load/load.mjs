@@ -22,7 +22,7 @@ const setupAgent = new http.Agent({ keepAlive: true, maxSockets: 32, timeout: 40
 const streamAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
 // The HTTP actions (chat, typing) of SSE and long-poll players: keep-alive connections of their
 // own, as a browser opens beside its stream or its waiting poll.
-const actionAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const actionAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, timeout: 4000 });  // as setupAgent
 const out = (line) => process.stdout.write(JSON.stringify(line) + "\n");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now();
