@@ -21,9 +21,13 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+
+if TYPE_CHECKING:
+    from arcane.gate import Gate
 
 LOOPS = ("uvloop", "asyncio")
 log = logging.getLogger("arcane")
@@ -65,10 +69,8 @@ def configure(args: argparse.Namespace) -> Config:
     return config
 
 
-async def run(app: object, config: Config) -> None:
+async def run(app: Gate, config: Config) -> None:
     """Serve until SIGINT or SIGTERM; the app's streams end before hypercorn waits on them."""
-    from arcane.runtime import Runtime
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,9 +78,7 @@ async def run(app: object, config: Config) -> None:
 
     async def shutdown_trigger() -> None:
         await stop.wait()
-        runtime = getattr(app, "runtime", None)
-        if isinstance(runtime, Runtime):
-            runtime.begin_shutdown()
+        app.runtime.begin_shutdown()
 
     await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
 
