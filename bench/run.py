@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load" / "load.mjs"
@@ -48,6 +48,10 @@ class Load:
     idle: int = 5000
     night_players: int = 2000
     night_seconds: float = 20.0
+    # Each 2,000-player game night (over the sockets, and with HTTP actions) runs this many
+    # times, the two taking turns on a fresh server each; the median run counts, as for the
+    # fan-outs. At 2,000 players one run's p99 moves with the shared machine's worst minute.
+    night_runs: int = 3
     # Smaller game nights, each on a fresh server: how many players one process keeps within 50 ms.
     night_smaller: tuple[int, ...] = (1000, 500)
     storm_players: int = 2000
@@ -57,7 +61,7 @@ class Load:
 
 
 SMOKE = Load(fan_clients=8, fan_rooms=2, fan_seconds=1.0, warmup=0.5, idle=8, night_players=8,
-             night_seconds=2.0, night_smaller=(4,), storm_players=8, poll_clients=2, poll_seconds=1.0,
+             night_seconds=2.0, night_runs=2, night_smaller=(4,), storm_players=8, poll_clients=2, poll_seconds=1.0,
              settle=0.2)
 
 
@@ -235,9 +239,15 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
     results["fanout"] = {name: median_run(runs) for name, runs in fan_runs.items()}
     for key in keys:
         results["memory"][key] = attempt(f"memory {key}", catalogue[key], lambda s: memory(s, load))
-    results["gamenight"] = attempt("game night", catalogue["arcane"], lambda s: game_night(s, load))
-    results["gamenight_http"] = attempt("game night, HTTP actions", catalogue["arcane"],
-                                        lambda s: game_night(s, load, http_actions=True))
+    night_runs: dict[str, list[dict[str, Any]]] = {"gamenight": [], "gamenight_http": []}
+    for number in range(1, load.night_runs + 1):
+        night_runs["gamenight"].append(attempt(
+            f"game night ({number} of {load.night_runs})", catalogue["arcane"], lambda s: game_night(s, load)))
+        night_runs["gamenight_http"].append(attempt(
+            f"game night, HTTP actions ({number} of {load.night_runs})", catalogue["arcane"],
+            lambda s: game_night(s, load, http_actions=True)))
+    for name, runs in night_runs.items():
+        results[name] = median_run(runs, worst_p99, higher_is_better=False)
     results["gamenight_smaller"] = {
         str(players): attempt(f"game night, {players} players", catalogue["arcane"],
                               lambda s, n=players: game_night(s, load, n))
@@ -383,14 +393,19 @@ loss of 5% or more. Machine: {machine()}.{SMOKE_NOTE if load == SMOKE else ""}
     out.write_text(head.rstrip("\n") + "\n" + section + tail)
 
 
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median deliveries per second of those that did not fail (the lower of
-    the middle two for an even count), with every run's figure, or its failure, in `runs`;
-    the last failure when every run failed."""
-    done = sorted((r for r in runs if "failed" not in r), key=lambda r: r["deliveries_per_s"])
+def deliveries(run: dict[str, Any]) -> Any:
+    return run["deliveries_per_s"]
+
+
+def median_run(runs: list[dict[str, Any]], figure: Callable[[dict[str, Any]], Any] = deliveries, *,
+               higher_is_better: bool = True) -> dict[str, Any]:
+    """The run with the median `figure` of those that did not fail (the worse of the middle
+    two for an even count), with every run's figure, or its failure, in `runs`; the last
+    failure when every run failed."""
+    done = sorted((r for r in runs if "failed" not in r), key=figure, reverse=not higher_is_better)
     if not done:
         return runs[-1]
-    return done[(len(done) - 1) // 2] | {"runs": [r.get("deliveries_per_s", r.get("failed")) for r in runs]}
+    return done[(len(done) - 1) // 2] | {"runs": [r["failed"] if "failed" in r else figure(r) for r in runs]}
 
 
 def attempt(what: str, server: Server, work: Any) -> dict[str, Any]:
@@ -446,7 +461,7 @@ def tables(results: dict[str, Any]) -> str:
         night = {"players": 0, "games": 0, "seconds": 0, "chats_sent": 0, "transports": {}, "chat_deliveries": {}}
     lines += ["", f"### Game night: {night['players']:,} players in {night['games']} games, "
               f"{night['seconds']:.0f} s measured, {night['chats_sent']:,} chat lines", "",
-              *night_rows(night)]
+              *night_runs_line(night), *night_rows(night)]
     lines += night_http_table(results.get("gamenight_http", {"failed": "not run"}))
     lines += ["", "### Game night at fewer players (a fresh server each)", "",
               "| players | websocket chat p99 ms | sse chat p99 ms | longpoll chat p99 ms | worst p99 ms (chat or typing) |",
@@ -481,8 +496,21 @@ def night_http_table(night: dict[str, Any]) -> list[str]:
              f"{night['chats_sent']:,} chat lines, a third from each transport", "",
              f"HTTP posts (chat and typing) answered: {posts.get('posts', 0):,} ({posts.get('posts_per_s', 0):,}/s), "
              f"errors {posts.get('errors', 0)}, answer p50 {posts.get('p50_ms')} ms, p99 {posts.get('p99_ms')} ms.", "",
-             *night_rows(night)]
+             *night_runs_line(night), *night_rows(night)]
     return lines
+
+
+def night_runs_line(night: dict[str, Any]) -> list[str]:
+    """Which of the runs the table shows, and how late the load generator itself ran."""
+    lines = []
+    if "runs" in night:
+        runs = ", ".join(f"{v} ms" if isinstance(v, (int, float)) else f"failed: {v}" for v in night["runs"])
+        lines.append(f"The median of {len(night['runs'])} runs by worst p99 ({runs}).")
+    lag = night.get("generator_lag")
+    if lag:
+        lines.append(f"The load generator's own event loop ran late by p99 {lag['p99_ms']} ms, max {lag['max_ms']} ms "
+                     "(a 5 ms timer's delay; it is part of every latency measured).")
+    return [" ".join(lines), ""] if lines else []
 
 
 def night_rows(night: dict[str, Any]) -> list[str]:
@@ -534,7 +562,7 @@ def targets(results: dict[str, Any]) -> str:
         row("game night p99 <= 50 ms on every transport", f"failed: {night['failed']}", False)
     else:
         worst = worst_p99(night)
-        row("game night p99 <= 50 ms on every transport", f"worst {worst} ms", worst <= 50)
+        row("game night p99 <= 50 ms on every transport", f"worst {worst} ms{of_runs(night)}", worst <= 50)
     night_http = results.get("gamenight_http", {"failed": "not run"})
     if "failed" in night_http:
         row("game night, HTTP actions: p99 <= 50 ms on every transport", f"failed: {night_http['failed']}", False)
@@ -542,7 +570,7 @@ def targets(results: dict[str, Any]) -> str:
         worst = worst_p99(night_http)
         errors = night_http.get("http_actions", {}).get("errors", 0)
         row("game night, HTTP actions: p99 <= 50 ms on every transport, no refused post",
-            f"worst {worst} ms, {errors} refused", worst <= 50 and errors == 0)
+            f"worst {worst} ms{of_runs(night_http)}, {errors} refused", worst <= 50 and errors == 0)
     s = results["storm"]
     if "failed" in s:
         row("reconnect storm", f"failed: {s['failed']}", False)
@@ -551,6 +579,11 @@ def targets(results: dict[str, Any]) -> str:
             f"{s['seconds']} s, {s['complete']}/{s['players']}",
             s["seconds"] <= 10 and s["complete"] == s["players"])
     return "\n".join(["| target | measured | |", "|---|---|---|", *rows])
+
+
+def of_runs(night: dict[str, Any]) -> str:
+    runs = night.get("runs", [])
+    return f" (median of {len(runs)} runs)" if len(runs) > 1 else ""
 
 
 def chart(results: dict[str, Any], path: Path) -> None:
@@ -710,6 +743,10 @@ comes from one machine: compare the rows with each other, not with other machine
   goes round the transports (a websocket player, the SSE player, the long-poller), and the SSE
   and long-poll players send theirs as they must, over HTTP (`POST .../typing`, then
   `POST .../chat`, on keep-alive connections of their own, Bearer token).
+  Each of the two {load.night_players:,}-player nights runs {load.night_runs} times, taking turns, each on a fresh
+  server; the run with the median worst p99 is shown and judged, as a fan-out's median run is: on
+  a shared machine one run's p99 is set by its worst minute. The load generator reports how late
+  its own event loop ran, since every latency it measures includes that.
 - **Chat over HTTP POST (fan-out):** the chat_message fan-out again, but each line is posted over
   HTTP (`POST .../chat`) by its sender instead of sent on its socket; the room's four sockets
   receive it. Its deliveries per second over the socket chat_message's are its posts per second

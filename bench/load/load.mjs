@@ -10,7 +10,7 @@
 import { createRequire } from "node:module";
 import http from "node:http";
 import readline from "node:readline";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 
 const require = createRequire(new URL("../.load/package.json", import.meta.url));
 const { io } = require("socket.io-client");
@@ -181,13 +181,25 @@ class Samples {
 }
 
 // Warm up, then measure for `o.duration` seconds: `window.measuring` holds only in between.
+// How late this load generator's own event loop ran during the window: a latency measured here
+// includes it, so a report can tell the generator's lag from the server's.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+
 async function measureWindow(o, window) {
   await sleep(o.warmup * 1000);
   window.measuring = true;
+  loopDelay.reset();
+  loopDelay.enable();
   const started = now();
   await sleep(o.duration * 1000);
   window.measuring = false;
+  loopDelay.disable();
   return (now() - started) / 1000;
+}
+
+function generatorLag() {
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  return { p50_ms: ms(loopDelay.percentile(50)), p99_ms: ms(loopDelay.percentile(99)), max_ms: ms(loopDelay.max) };
 }
 
 // -- 1. fan-out saturation ------------------------------------------------------------------
@@ -354,7 +366,8 @@ async function gamenight(o) {
   const actions = o.http_actions ? { http_actions: { posts: http.posts, posts_per_s: Math.round(http.posts / elapsed),
     errors: http.errors, p50_ms: posted.p50_ms, p99_ms: posted.p99_ms } } : {};
   out({ result: { scenario: "gamenight", players: seats.length, games: o.games, seconds: elapsed,
-    chats_sent: chatsSent.count, chat_deliveries: received, transports: per, ...actions } });
+    chats_sent: chatsSent.count, chat_deliveries: received, transports: per, ...actions,
+    generator_lag: generatorLag() } });
   process.exit(0); // long-polls still waiting end with the process
 }
 
