@@ -200,13 +200,13 @@ def test_an_untested_version_or_a_missing_name_turns_only_its_fast_paths_off_lou
     with caplog.at_level(logging.INFO, logger="arcane.serving"):
         line = serving.configure("on", compression=False)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    h11_paths = ["poll_lane", "poll_answer", "sse_direct"]
+    h11_paths = ["poll_lane", "sse_direct"]
     for name in h11_paths:
         assert f"fast path {name} is off: h11 0.99.0 is untested (tested >=0.16,<0.17)" in warnings
     assert ("fast path websocket_loop is off: engineio.async_drivers.asgi not found "
             "(No module named 'engineio.async_drivers')") in warnings
     assert line == ("fast paths on: slim_queues, keepalive_timer, websocket_receive, websocket_direct, no_deflate; "
-                    "off (h11 0.99.0 is untested (tested >=0.16,<0.17)): poll_lane, poll_answer, sse_direct; "
+                    "off (h11 0.99.0 is untested (tested >=0.16,<0.17)): poll_lane, sse_direct; "
                     "off (engineio.async_drivers.asgi not found (No module named 'engineio.async_drivers')): "
                     "websocket_loop")
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [line]
@@ -249,7 +249,7 @@ def test_a_failing_import_or_a_missing_name_inside_serving_turns_off_only_its_fa
                                         f"fast path websocket_direct is off: {no_driver}",
                                         f"fast path websocket_loop is off: {no_driver}"], done.stderr
     assert done.stdout.strip() == (
-        "fast paths on: slim_queues, keepalive_timer, poll_lane, poll_answer, websocket_receive, no_deflate; "
+        "fast paths on: slim_queues, keepalive_timer, poll_lane, websocket_receive, no_deflate; "
         f"off ({no_writer}): sse_direct; off ({no_driver}): websocket_direct, websocket_loop")
 
 

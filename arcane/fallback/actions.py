@@ -6,7 +6,8 @@ chat line and typing notice they make. Through Quart each one paid for a request
 app context, parsed request and response objects, two tasks (the handler and the body
 reader) and the session interface: at 2,000 players that saturated the core. Here they
 take the path of a socket's action instead: the same `GameService` calls, the same
-identity, limits and store, and one write for the answer (arcane/serving/h11.py).
+identity, limits and store, and, when the request arrived whole, one write for the answer
+(arcane/serving/h11.py, `poll_lane`).
 
 They answer exactly as the Quart routes of arcane/routes/api.py do, to the byte: the
 same checks in the same order (the caller's seat, the action limit, the body: its size,
@@ -274,7 +275,5 @@ def _http_error(error: HTTPException) -> ArcaneError | tuple[int, bytes, Headers
 
 
 async def respond(send: Send, status: int, headers: Headers, body: bytes) -> None:
-    if await h11.respond(send, status, headers, body):  # in one write, under hypercorn
-        return
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,6 @@ from urllib.parse import parse_qs
 from arcane.errors import ArcaneError
 from arcane.game.records import Identity, Member
 from arcane.queues import SlimQueue
-from arcane.serving.h11 import respond
 from arcane.transports import Refusal, Services
 
 Scope = MutableMapping[str, Any]
@@ -50,8 +49,6 @@ async def respond_json(send: Send, status: int, body: str, headers: Sequence[tup
 
 
 async def _respond(send: Send, status: int, head: list[tuple[bytes, bytes]], data: bytes) -> None:
-    if await respond(send, status, head, data):  # in one write, under hypercorn
-        return
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": data})
 

@@ -48,7 +48,6 @@ PATHS: dict[str, FastPath] = {path.name: path for path in (
     FastPath("slim_queues", "hypercorn's per-request queue and per-worker events made slim", ("hypercorn",)),
     FastPath("keepalive_timer", "hypercorn's keep-alive timeout as a timer handle, not a task", ("hypercorn",)),
     FastPath("poll_lane", "whole keep-alive long-poll requests read beside h11", ("hypercorn", "h11")),
-    FastPath("poll_answer", "a long-poll's answer in one write, through h11's state", ("hypercorn", "h11")),
     FastPath("sse_direct", "SSE chunks written straight to the transport", ("hypercorn", "h11")),
     FastPath("websocket_receive", "whole small websocket messages read beside wsproto", ("hypercorn", "wsproto")),
     FastPath("websocket_direct", "websocket frames written straight to the transport",

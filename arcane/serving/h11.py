@@ -26,7 +26,7 @@ exactly Content-Length bytes included, is the read.
 The same patch of `H11Protocol.handle` hands a websocket's small whole messages to
 arcane/serving/wsproto.py (`websocket_receive`).
 
-Fast paths here: `poll_lane`, `poll_answer` (`respond`), `sse_direct` (`ChunkWriter`).
+Fast paths here: `poll_lane`, `sse_direct` (`ChunkWriter`).
 """
 
 from __future__ import annotations
@@ -44,15 +44,13 @@ from wsgiref.handlers import format_date_time
 from arcane.queues import SlimQueue
 from arcane.serving import hypercorn, wsproto
 from arcane.serving.fastpaths import PATHS, reach
-from arcane.serving.hypercorn import (ASGIHTTPState, Closed, Connection, HTTPStream, RawData, StreamClosed, Updated,
-                                      suppress_body)
+from arcane.serving.hypercorn import ASGIHTTPState, Closed, Connection, HTTPStream, RawData, Updated
 
-h11: Any = reach("h11", paths=("poll_lane", "poll_answer", "sse_direct"))
+h11: Any = reach("h11", paths=("poll_lane", "sse_direct"))
 ChunkedWriter: Any = reach("h11._writers", "ChunkedWriter", paths=("sse_direct",))
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 _sse = PATHS["sse_direct"]
-_answer = PATHS["poll_answer"]
 _lane = PATHS["poll_lane"]
 _receive = PATHS["websocket_receive"]
 
@@ -102,42 +100,6 @@ class ChunkWriter:
 
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
         await self._send(message)
-
-
-async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-    """A whole response (a long-poll's answer) written to the transport in one piece.
-
-    Hypercorn's own steps for it (`HTTPStream.app_send`, `H11Protocol.stream_send`) are
-    taken in one pass: h11 still frames the response and moves its state, hypercorn adds
-    its headers, logs the request and recycles the connection for the next one; only its
-    three separate writes, locks and drains become one write. Answers False, having sent
-    nothing, where that does not apply (not plain HTTP/1.1 under hypercorn, a response
-    already begun, something of hypercorn's waiting to be written): send as usual then.
-    """
-    if not _answer.on:
-        return False
-    connection = hypercorn.connection_of(send, HTTPStream)
-    if connection is None or not connection.clear():
-        return False
-    stream, protocol = connection.stream, connection.protocol
-    state = protocol.connection
-    if stream.closed or stream.state != ASGIHTTPState.REQUEST or state.our_state is not h11.SEND_RESPONSE:
-        return False
-    config = protocol.config
-    headers = [*headers, *config.response_headers("h11")]
-    if protocol.keep_alive_requests >= config.keep_alive_max_requests:
-        headers.append((b"connection", b"close"))
-    data = state.send(h11.Response(status_code=status, headers=headers))
-    if body and not suppress_body(stream.scope["method"], status):
-        data += state.send(h11.Data(data=body))
-    data += state.send(h11.EndOfMessage())
-    connection.transport.write(data)
-    stream.response = {"type": "http.response.start", "status": status, "headers": headers}
-    stream.state = ASGIHTTPState.CLOSED
-    await config.log.access(stream.scope, stream.response, time.time() - stream.start_time)
-    await stream.send(StreamClosed(stream_id=stream.stream_id))
-    _answer.used += 1
-    return True
 
 
 # The request line of a poll: only the route, in its plain form (hypercorn's parser takes

@@ -26,20 +26,18 @@ from typing import Any
 from arcane.queues import SlimEvent, SlimQueue
 from arcane.serving.fastpaths import PATHS, reach
 
-_WIRE = ("poll_lane", "poll_answer", "sse_direct", "websocket_receive", "websocket_direct")
+_WIRE = ("poll_lane", "sse_direct", "websocket_receive", "websocket_direct")
 TCPServer: Any = reach("hypercorn.asyncio.tcp_server", "TCPServer", paths=_WIRE)
 H11Protocol: Any = reach("hypercorn.protocol.h11", "H11Protocol", paths=_WIRE)
 H11WSConnection: Any = reach("hypercorn.protocol.h11", "H11WSConnection", paths=("websocket_receive",))
-HTTPStream: Any = reach("hypercorn.protocol.http_stream", "HTTPStream", paths=("poll_answer", "sse_direct"))
-ASGIHTTPState: Any = reach("hypercorn.protocol.http_stream", "ASGIHTTPState", paths=("poll_answer", "sse_direct"))
+HTTPStream: Any = reach("hypercorn.protocol.http_stream", "HTTPStream", paths=("sse_direct",))
+ASGIHTTPState: Any = reach("hypercorn.protocol.http_stream", "ASGIHTTPState", paths=("sse_direct",))
 WSStream: Any = reach("hypercorn.protocol.ws_stream", "WSStream", paths=("websocket_receive", "websocket_direct"))
 ASGIWebsocketState: Any = reach("hypercorn.protocol.ws_stream", "ASGIWebsocketState",
                                 paths=("websocket_receive", "websocket_direct"))
-StreamClosed: Any = reach("hypercorn.protocol.events", "StreamClosed", paths=("poll_answer",))
 Closed: Any = reach("hypercorn.events", "Closed", paths=("poll_lane", "websocket_receive"))
 RawData: Any = reach("hypercorn.events", "RawData", paths=("poll_lane", "websocket_receive"))
 Updated: Any = reach("hypercorn.events", "Updated", paths=("poll_lane",))
-suppress_body: Any = reach("hypercorn.utils", "suppress_body", paths=("poll_answer",))
 _task_group: Any = reach("hypercorn.asyncio.task_group", paths=("slim_queues",))
 _tcp_server: Any = reach("hypercorn.asyncio.tcp_server", paths=("keepalive_timer",))
 _worker_context: Any = reach("hypercorn.asyncio.worker_context", paths=("slim_queues", "keepalive_timer"))
