@@ -14,7 +14,7 @@ from arcane.serving import fastpaths
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    database: Path = Path("arcane.db")
+    database: Path | str = Path("arcane.db")  # a SQLite file, or a postgresql:// URL
     secret_key: str = ""
     secret_key_file: Path | None = None
     max_players: int = 4
@@ -76,7 +76,10 @@ class Settings:
         """
         if self.secret_key:
             return _strong(self.secret_key, "ARCANE_SECRET_KEY")
-        path = self.secret_key_file or self.database.with_name(self.database.name + ".secret")
+        if self.secret_key_file is None and not isinstance(self.database, Path):
+            raise WeakSecretKey("with a PostgreSQL database every host must sign with one key: set "
+                                "ARCANE_SECRET_KEY or ARCANE_SECRET_KEY_FILE (a key made here would be this host's alone)")
+        path = self.secret_key_file or Path(self.database).with_name(Path(self.database).name + ".secret")
         try:
             return _strong(path.read_text().strip(), f"the key file {path}")
         except FileNotFoundError:
@@ -95,6 +98,23 @@ class Settings:
         finally:
             draft.unlink()
         return path.read_text().strip()
+
+
+def is_postgres_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def described(database: Path | str) -> str:
+    """The database as a log line may show it: a URL without its password."""
+    if not is_postgres_url(database):
+        return str(database)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(database))
+    netloc = parts.netloc.rsplit("@", 1)
+    if len(netloc) == 2 and ":" in netloc[0]:
+        netloc[0] = netloc[0].split(":", 1)[0] + ":***"
+    return urlunsplit((parts.scheme, "@".join(netloc), parts.path, "", ""))
 
 
 class WeakSecretKey(ValueError):
@@ -138,6 +158,8 @@ def _parse(name: str, raw: str) -> Any:
         if raw.strip().lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
             raise ValueError(f"ARCANE_{name.upper()} must be true or false, got {raw!r}")
         return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if name == "database" and is_postgres_url(raw):
+        return raw.strip()
     if name in {"database", "secret_key_file"}:
         return Path(raw)
     if name in _TUPLES:

@@ -17,11 +17,14 @@ def player_audience(player_id: str) -> str:
     return f"player:{player_id}"
 
 
+def audiences(player_id: str | None) -> tuple[str, ...]:
+    """The audiences whose events a viewer may see: the one place that decides it. The log's
+    reads ask for exactly these (arcane/store/engine.py); the bus's deliveries check them."""
+    return (ROOM,) if player_id is None else (ROOM, player_audience(player_id))
+
+
 def visible_to(audience: str, player_id: str | None) -> bool:
-    """The one place that decides whether a viewer may see an event."""
-    if audience == ROOM:
-        return True
-    return player_id is not None and audience == player_audience(player_id)
+    return audience in audiences(player_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from arcane import fallback, serving
 from arcane import shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
-from arcane.config import Settings
+from arcane.config import Settings, described
 from arcane.fallback.asgi import ASGIApp
 from arcane.feed import Feed
 from arcane.gate import Gate
@@ -34,7 +34,7 @@ from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import SocketServer, create_server
 from arcane.routes import api, errors, legacy, pages
-from arcane.store import Store
+from arcane.store import connect
 from arcane.transports import Services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     # Never more than the log keeps: a cursor the log can no longer honour gets its snapshot.
     bus.recent = RecentEvents(per_game=min(RECENT_PER_GAME, settings.log_retention))
     limiter = cluster.limiter if cluster else LocalLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    store = Store(settings.database, retention=settings.log_retention, on_commit=bus.publish)
+    store = connect(settings.database, retention=settings.log_retention, on_commit=bus.publish)
     service = GameService(store, settings, source or LibrarySource(), publish=bus.publish)
     presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster,
                         directory=cluster.directory if cluster else None)
@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
             log.error("hypercorn runs %d worker processes but ARCANE_REDIS_URL is not set: each "
                       "worker only sees its own events. Set ARCANE_REDIS_URL, or run one worker.",
                       shutdown.hypercorn_workers())
-        log.info("serving with database %s on %s's event loop%s", settings.database,
+        log.info("serving with database %s on %s's event loop%s", described(settings.database),
                  loop_name(asyncio.get_running_loop()),
                  f", joined to other processes through Redis at {cluster.link.where}" if cluster else "")
 

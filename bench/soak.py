@@ -34,7 +34,7 @@ import socketio
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from arcane.store import Store  # noqa: E402
+from arcane.store import SqliteStore  # noqa: E402
 from tests.logs import events_after  # noqa: E402
 
 RSS_LIMIT_MB = 512  # far above a healthy server's few tens of MB: a leak, not a fluctuation
@@ -349,7 +349,7 @@ async def sampling(server: Server, night: Night, peaks: list[tuple[float, int, i
 
 
 async def verify(server: Server, night: Night, figures: Figures) -> None:
-    store = Store(server.database)
+    store = SqliteStore(server.database)
     await store.open()
     try:
         for code, texts in night.acknowledged.items():

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import socketio
 
-from arcane.store import Store
-from tests.support import ADDRESS_LIMITS_OFF, Player, require_tool
+from arcane.store import connect
+from tests.support import ADDRESS_LIMITS_OFF, Player, require_tool, test_database
 from tests.logs import events_after
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,11 +120,11 @@ class Node:
 class Cluster:
     redis: RedisServer
     nodes: list[Node]
-    database: Path
+    database: Path | str
 
     async def log(self, player: Player) -> list[tuple[int, str]]:
         """The truth: every logged event `player` may see, read from the shared database."""
-        store = Store(self.database)
+        store = connect(self.database)
         await store.open()
         try:
             events = await events_after(store, player.game_code, 0, player.player_id)
@@ -137,7 +137,7 @@ class Cluster:
 async def cluster(tmp_path: Path, nodes: int = 2, **settings: str) -> AsyncIterator[Cluster]:
     redis_server = RedisServer(tmp_path / "redis")
     await redis_server.start()
-    database = tmp_path / "arcane.db"
+    database = test_database(tmp_path)
     env = os.environ | {
         "ARCANE_DATABASE": str(database),
         "ARCANE_SECRET_KEY": "cluster-test-secret-" + "k" * 32,

@@ -11,14 +11,14 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from arcane.events import Event
 from arcane.game.content import CLASSES, Option, Scenario
 from arcane.game.scenarios import LibrarySource, ScenarioRequest
-from arcane.store import Store
+from arcane.store import SqliteStore, Store, Writes, each
 from tests.support import LiveServer, Player
 from tests.logs import events_after, log_bounds
 
@@ -159,19 +159,34 @@ class Recorder:
         self.published.extend(events)
 
 
-async def open_store(path: Path, **kwargs: Any) -> tuple[Store, Recorder]:
+async def open_store(path: Path, **kwargs: Any) -> tuple[SqliteStore, Recorder]:
     recorder = Recorder()
-    store = Store(path, on_commit=recorder, **kwargs)
+    store = SqliteStore(path, on_commit=recorder, **kwargs)
     await store.open()
     return store, recorder
 
 
+T = TypeVar("T")
+
+
+async def written(store: Store, work: Callable[[Writes], Awaitable[T]]) -> T:
+    """`work(writes)` as an action of its own (`Store.run`), in its savepoint: answered once
+    committed; if it raises, nothing of it is written and the error is raised here."""
+    async def action(db: Writes, _: None) -> T:
+        return await work(db)
+
+    result: T = await store.run(each(action), None)
+    return result
+
+
 async def new_game(store: Store, code: str = "ABC123") -> None:
-    async with store.transaction() as tx:
+    async def work(tx: Writes) -> None:
         await tx.execute(
             "INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at)"
             " VALUES (?, 'lobby', 4, 50, '[]', 0)", (code,))
         await tx.log(code, "player_joined", {"player_name": "Aria"})
+
+    await written(store, work)
 
 
 async def trust_of(store: Store, code: str = "ABC123") -> int:

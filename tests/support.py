@@ -34,6 +34,21 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # The fast paths the suite runs with (CI runs it once with them on, once with ARCANE_FAST_PATHS=off);
 # servers spawned as processes inherit the variable itself.
 FAST_PATHS = os.environ.get("ARCANE_FAST_PATHS", "on")
+# `postgresql`: every test server and cluster runs on a fresh database of the suite's own
+# PostgreSQL server (tests/postgres.py) instead of a SQLite file (`make test` runs both).
+TEST_DATABASE = os.environ.get("ARCANE_TEST_DATABASE", "sqlite").strip().lower()
+
+
+def test_database(tmp_path: Path) -> Path | str:
+    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL database."""
+    if TEST_DATABASE == "postgresql":
+        from tests.postgres import postgres
+
+        return postgres().fresh_database()
+    return tmp_path / "arcane.db"
+
+
+test_database.__test__ = False  # type: ignore[attr-defined]
 
 
 def needs_fast_paths(*names: str) -> pytest.MarkDecorator:
@@ -66,7 +81,7 @@ def http_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     base = Settings(
-        database=tmp_path / "arcane.db", secret_key=TEST_SECRET, presence_grace=0.5,
+        database=test_database(tmp_path), secret_key=TEST_SECRET, presence_grace=0.5,
         scenario_timeout=2.0, fast_paths=FAST_PATHS,
         # Every test client is 127.0.0.1: the per-address limits (games, seats, failed lookups,
         # connections) are raised here; tests/test_hostile_limits.py restores the defaults.
@@ -198,6 +213,12 @@ class Player:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def reseated(player: Player, server: LiveServer) -> Player:
+    """The same seat and token, speaking to another server (process, or database)."""
+    client = http_client(server.url, headers={"Authorization": f"Bearer {player.token}"})
+    return Player(server, player.game_code, player.player_id, player.player_name, player.token, client)
 
 
 async def seat_party(server: LiveServer, names: list[str]) -> list[Player]:

@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 from arcane.events import Event
-from tests.gameplay import close_all, error_of, logged, new_game, open_store, trust_of
+from arcane.store import Writes
+from tests.gameplay import close_all, error_of, logged, new_game, open_store, trust_of, written
 from tests.support import LiveServer, Player, play_to_first_turn, seat_party
 
 
@@ -112,8 +113,10 @@ async def test_a_read_waits_out_another_tasks_snapshot_rather_than_see_it(tmp_pa
 
         holder = asyncio.create_task(long_snapshot())
         await asyncio.wait_for(pinned.wait(), 5)
-        async with store.transaction() as tx:
+        async def lower(tx: Writes) -> None:
             await tx.execute("UPDATE games SET party_trust = 10 WHERE code = 'ABC123'")
+
+        await written(store, lower)
 
         reader = asyncio.create_task(trust_of(store))
         done, _ = await asyncio.wait({reader}, timeout=0.2)
@@ -127,14 +130,14 @@ async def test_a_read_waits_out_another_tasks_snapshot_rather_than_see_it(tmp_pa
 
 
 async def test_processes_starting_together_on_a_new_database_all_open_it(tmp_path: Path) -> None:
-    from arcane.store import Store
+    from arcane.store import SqliteStore
 
     # Each switches the file to WAL; SQLite refuses all but one at once ("database is
     # locked") rather than have them wait. Before the switch was retried, this failed
     # within the first few rounds.
     for round_ in range(20):
         path = tmp_path / f"arcane{round_}.db"
-        stores = [Store(path) for _ in range(3)]
+        stores = [SqliteStore(path) for _ in range(3)]
         await asyncio.gather(*(store.open() for store in stores))
         assert [(await store.fetchone("PRAGMA journal_mode"))[0] for store in stores] == ["wal"] * 3
         for store in stores:

@@ -109,3 +109,20 @@ def test_a_short_configured_key_is_refused() -> None:
     with pytest.raises(WeakSecretKey, match="ARCANE_SECRET_KEY"):
         Settings(secret_key="s3cret").resolved_secret_key()
     assert Settings(secret_key="k" * 32).resolved_secret_key() == "k" * 32
+
+
+def test_a_postgresql_url_is_kept_whole_and_its_password_never_logged() -> None:
+    from arcane.config import described
+
+    url = "postgresql://arcane:s3cret@db.internal:5432/codex"
+    settings = Settings.from_env({"ARCANE_DATABASE": url})
+    assert settings.database == url  # not a Path, which would fold its "//"
+    assert described(url) == "postgresql://arcane:***@db.internal:5432/codex"
+    assert "s3cret" not in described(url)
+    assert Settings.from_env({"ARCANE_DATABASE": "games/arcane.db"}).database == Path("games/arcane.db")
+
+
+def test_postgresql_without_a_shared_key_is_refused_rather_than_given_a_key_of_its_own() -> None:
+    settings = Settings(database="postgresql://arcane@127.0.0.1/codex")
+    with pytest.raises(WeakSecretKey, match="ARCANE_SECRET_KEY or ARCANE_SECRET_KEY_FILE"):
+        settings.resolved_secret_key()

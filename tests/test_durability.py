@@ -1,4 +1,4 @@
-"""Nothing is lost: restarts mid-turn, transactions that fail or are cancelled, migrations, retention."""
+"""Nothing is lost: restarts mid-turn, actions that fail or are cancelled, migrations, retention."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-import arcane.store
+import arcane.store.sqlite
 from arcane.events import Event
-from arcane.store import MIGRATIONS, Store
+from arcane.store import MIGRATIONS, Store, Writes
 from tests.gameplay import (
-    FlakySource, Recorder, close_all, last_seq, logged, names, new_game, open_store, trust_of,
+    FlakySource, Recorder, close_all, last_seq, logged, names, new_game, open_store, trust_of, written,
 )
-from tests.support import LiveServer, Player, http_client, play_to_first_turn, seat_party, test_settings
+from tests.support import LiveServer, Player, http_client, play_to_first_turn, reseated, seat_party, test_settings
 from tests.logs import events_after, log_bounds
 
 
@@ -29,10 +29,7 @@ async def record(server: LiveServer, code: str, viewers: list[Player]) -> dict[s
     }
 
 
-def reseat(player: Player, server: LiveServer) -> Player:
-    """The same seat and token, speaking to another server process."""
-    client = http_client(server.url, headers={"Authorization": f"Bearer {player.token}"})
-    return Player(server, player.game_code, player.player_id, player.player_name, player.token, client)
+reseat = reseated
 
 
 async def test_a_restart_mid_turn_loses_nothing(tmp_path: Path) -> None:
@@ -143,26 +140,28 @@ async def still_writes(store: Store, recorder: Recorder) -> None:
     """The writer is free and clean: a transaction commits, with the next seq in order."""
     seq = (await log_bounds(store, "ABC123") or (0, 0))[1]
 
-    async def write() -> None:
-        async with store.transaction() as tx:
-            await tx.execute("UPDATE games SET party_trust = 77 WHERE code = 'ABC123'")
-            await tx.log("ABC123", "chat_message", {"text": "after"})
+    async def write(tx: Writes) -> None:
+        await tx.execute("UPDATE games SET party_trust = 77 WHERE code = 'ABC123'")
+        await tx.log("ABC123", "chat_message", {"text": "after"})
 
-    await asyncio.wait_for(write(), 5)  # a bound, so a held lock fails the test instead of hanging it
+    await asyncio.wait_for(written(store, write), 5)  # a bound, so a held lock fails the test instead of hanging it
     assert await trust_of(store) == 77
     assert recorder.published[-1].seq == seq + 1 and recorder.published[-1].payload == {"text": "after"}
 
 
-async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+async def test_a_failed_action_leaves_nothing_behind(tmp_path: Path) -> None:
     store, recorder = await open_store(tmp_path / "codex.db")
     try:
         await new_game(store)
         published = list(recorder.published)
+
+        async def ritual(tx: Writes) -> None:
+            await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
+            await tx.log("ABC123", "chat_message", {"text": "never"})
+            raise RuntimeError("the ritual fails")
+
         with pytest.raises(RuntimeError, match="the ritual fails"):
-            async with store.transaction() as tx:
-                await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
-                await tx.log("ABC123", "chat_message", {"text": "never"})
-                raise RuntimeError("the ritual fails")
+            await written(store, ritual)
         assert await trust_of(store) == 50
         assert await log_bounds(store, "ABC123") == (0, 1)
         assert names(await events_after(store, "ABC123", 0, None)) == ["player_joined"]
@@ -172,26 +171,59 @@ async def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> Non
         await store.close()
 
 
-async def test_a_cancelled_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
+async def test_an_action_awaiting_anything_but_the_store_is_abandoned_whole(tmp_path: Path) -> None:
+    """Actions run on the writer's thread in one step: one that would suspend is a bug, and
+    is refused with everything it wrote, never left half-done."""
     store, recorder = await open_store(tmp_path / "codex.db")
     try:
         await new_game(store)
         published = list(recorder.published)
-        inside = asyncio.Event()
 
-        async def interrupted() -> None:
-            async with store.transaction() as tx:
-                await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
-                await tx.log("ABC123", "chat_message", {"text": "never"})
-                inside.set()
-                await asyncio.Event().wait()
+        async def suspends(tx: Writes) -> None:
+            await tx.log("ABC123", "chat_message", {"text": "never"})
+            await asyncio.sleep(0)
 
-        task = asyncio.create_task(interrupted())
-        await asyncio.wait_for(inside.wait(), 5)
-        task.cancel()
+        with pytest.raises(RuntimeError, match="awaited something other than the store"):
+            await written(store, suspends)
+        assert await log_bounds(store, "ABC123") == (0, 1) and recorder.published == published
+        await still_writes(store, recorder)
+    finally:
+        await store.close()
+
+
+async def blocked_writer(store: Store) -> tuple[asyncio.Future[Any], threading.Event]:
+    """An action holding the writer's thread until the event is set (it then writes trust 60)."""
+    may_go, holding = threading.Event(), threading.Event()
+
+    async def hold(tx: Writes) -> None:
+        holding.set()
+        may_go.wait(10)
+        await tx.execute("UPDATE games SET party_trust = 60 WHERE code = 'ABC123'")
+
+    first = asyncio.ensure_future(written(store, hold))
+    await asyncio.wait_for(asyncio.to_thread(holding.wait, 10), 15)
+    return first, may_go
+
+
+async def test_an_action_cancelled_before_its_trip_leaves_nothing_behind(tmp_path: Path) -> None:
+    store, recorder = await open_store(tmp_path / "codex.db")
+    try:
+        await new_game(store)
+        published = list(recorder.published)
+        first, may_go = await blocked_writer(store)
+
+        async def never(tx: Writes) -> None:
+            await tx.execute("UPDATE games SET party_trust = 0 WHERE code = 'ABC123'")
+            await tx.log("ABC123", "chat_message", {"text": "never"})
+
+        queued = asyncio.ensure_future(written(store, never))
+        await asyncio.sleep(0.05)  # queued behind the writer's trip
+        queued.cancel()
+        may_go.set()
+        await asyncio.wait_for(first, 10)
         with pytest.raises(asyncio.CancelledError):
-            await task
-        assert await trust_of(store) == 50
+            await queued
+        assert await trust_of(store) == 60
         assert await log_bounds(store, "ABC123") == (0, 1)
         assert recorder.published == published
         await still_writes(store, recorder)
@@ -199,23 +231,22 @@ async def test_a_cancelled_transaction_leaves_nothing_behind(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_a_transaction_cancelled_while_it_begins_leaves_the_writer_clean(tmp_path: Path) -> None:
+async def test_an_action_cancelled_on_its_trip_commits_whole_and_leaves_the_writer_clean(tmp_path: Path) -> None:
+    """Once on the writer's thread an action cannot be stopped half-way: it commits whole,
+    though its caller, gone, is never told (nothing was acknowledged, nothing is torn)."""
     store, recorder = await open_store(tmp_path / "codex.db")
     try:
         await new_game(store)
-        body_ran = False
-
-        async def interrupted() -> None:
-            nonlocal body_ran
-            async with store.transaction():
-                body_ran = True
-
-        task = asyncio.create_task(interrupted())
-        await asyncio.sleep(0)  # the task takes the free lock and waits on BEGIN in the worker thread
-        task.cancel()
+        first, may_go = await blocked_writer(store)
+        first.cancel()
+        may_go.set()
         with pytest.raises(asyncio.CancelledError):
-            await task
-        assert body_ran is False
+            await first
+        async def nothing(tx: Writes) -> None:
+            return None
+
+        await asyncio.wait_for(written(store, nothing), 10)  # queued behind that trip
+        assert await trust_of(store) == 60
         await still_writes(store, recorder)
     finally:
         await store.close()
@@ -252,7 +283,7 @@ async def test_migrations_run_once_and_are_counted_in_user_version(tmp_path: Pat
     assert user_version(path) == len(MIGRATIONS)
 
     relics = "CREATE TABLE relics (name TEXT NOT NULL); INSERT INTO relics (name) VALUES ('codex')"
-    monkeypatch.setattr(arcane.store, "MIGRATIONS", (*MIGRATIONS, relics))
+    monkeypatch.setattr(arcane.store.sqlite, "MIGRATIONS", (*MIGRATIONS, relics))
     for _ in range(2):  # the first opening migrates; the second finds nothing to do
         store, _ = await open_store(path)
         try:
@@ -271,7 +302,7 @@ async def test_a_broken_migration_changes_nothing_and_lets_go_of_the_database(
     await store.close()
 
     broken = "CREATE TABLE relics (name TEXT NOT NULL); INSERT INTO nowhere VALUES (1)"
-    monkeypatch.setattr(arcane.store, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(arcane.store.sqlite, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(sqlite3.OperationalError, match="nowhere"):
         await open_store(path)
     assert user_version(path) == len(MIGRATIONS)
@@ -281,7 +312,7 @@ async def test_a_broken_migration_changes_nothing_and_lets_go_of_the_database(
         conn.execute("ROLLBACK")
     conn.close()
 
-    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(arcane.store.sqlite, "MIGRATIONS", MIGRATIONS)
     store, _ = await open_store(path)
     try:
         assert await trust_of(store) == 50
@@ -292,20 +323,22 @@ async def test_a_broken_migration_changes_nothing_and_lets_go_of_the_database(
 async def test_a_log_kept_by_game_and_seq_moves_to_the_appended_table_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "codex.db"
-    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS[:1])  # the schema before the log was appended
+    monkeypatch.setattr(arcane.store.sqlite, "MIGRATIONS", MIGRATIONS[:1])  # the schema before the log was appended
     store, _ = await open_store(path)
     try:
         for code in ("ABC123", "XYZ789"):
             await new_game(store, code)
-        async with store.transaction() as tx:
+        async def two(tx: Writes) -> None:
             await tx.log("XYZ789", "whisper", {"text": "only Aria"}, to_player="aria")
             await tx.log("ABC123", "chat_message", {"text": "hello"})
+
+        await written(store, two)
         before = {code: await events_after(store, code, 0, "aria") for code in ("ABC123", "XYZ789")}
     finally:
         await store.close()
     assert user_version(path) == 1
 
-    monkeypatch.setattr(arcane.store, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(arcane.store.sqlite, "MIGRATIONS", MIGRATIONS)
     store, _ = await open_store(path)
     try:
         assert user_version(path) == len(MIGRATIONS)
@@ -313,8 +346,10 @@ async def test_a_log_kept_by_game_and_seq_moves_to_the_appended_table_whole(
         assert after == before
         assert [(e.name, e.seq) for e in after["XYZ789"]] == [("player_joined", 1), ("whisper", 2)]
         assert await events_after(store, "XYZ789", 0, "bran") == after["XYZ789"][:1]  # still private
-        async with store.transaction() as tx:
+        async def again(tx: Writes) -> None:
             await tx.log("ABC123", "chat_message", {"text": "again"})
+
+        await written(store, again)
         assert [e.seq for e in await events_after(store, "ABC123", 0, None)] == [1, 2, 3]
         plan = await store.fetchall(
             "EXPLAIN QUERY PLAN SELECT payload FROM events WHERE game_code = ? AND seq > ?", ("ABC123", 0))
@@ -377,10 +412,13 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
         commits.clear()
 
         async def chat(n: int) -> int:
-            async with store.transaction() as tx:
+            async def line(tx: Writes) -> Event:
                 event = await tx.log("ABC123", "chat_message", {"text": f"line {n}"})
                 if n == 17:
                     raise RuntimeError("the ritual fails")
+                return event
+
+            event = await written(store, line)
             # Returned only once committed: a fresh read on the other connection sees it.
             seen = await events_after(store, "ABC123", event.seq - 1, None, upto=event.seq)
             assert [e.payload for e in seen] == [{"text": f"line {n}"}]
@@ -398,16 +436,16 @@ async def test_actions_arriving_together_share_a_commit_and_a_failure_takes_none
         await store.close()
 
 
-def _lines(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+async def _lines(db: Writes, items: list[int]) -> list[Any]:
     """A batched action: refuses multiples of 7 without writing, logs the rest in one go."""
     answers: list[Any] = [ValueError(f"{n} is refused") if n % 7 == 0 else None for n in items]
-    logged = iter(db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room", n)
+    logged = iter(await db.log_many([("ABC123", "chat_message", {"text": f"line {n}"}, "room", n)
                                for n, a in zip(items, answers) if a is None]))
     return [a if a is not None else next(logged) for a in answers]
 
 
-def _broken(db: arcane.store.Writes, items: list[int]) -> list[Any]:
-    db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room", None) for n in items])
+async def _broken(db: Writes, items: list[int]) -> list[Any]:
+    await db.log_many([("ABC123", "chat_message", {"text": f"broken {n}"}, "room", None) for n in items])
     raise RuntimeError("the ink runs")
 
 
@@ -421,9 +459,11 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         async def one(n: int) -> Any:
             if n % 10 == 5:
                 return await store.run(_broken, n)
-            if n % 10 == 9:  # a transaction() action among them, in the same commits
-                async with store.transaction() as tx:
+            if n % 10 == 9:  # a one-item action among them, in the same commits
+                async def line(tx: Writes) -> Event:
                     return await tx.log("ABC123", "chat_message", {"text": f"line {n}"})
+
+                return await written(store, line)
             event = await store.run(_lines, n)
             # Returned only once committed: a fresh read on the other connection sees it.
             seen = await events_after(store, "ABC123", event.seq - 1, None, upto=event.seq)
@@ -435,14 +475,14 @@ async def test_batched_actions_share_trips_and_commits_and_refuse_or_fail_alone(
         broken = [n for n, r in enumerate(results) if isinstance(r, RuntimeError)]
         assert refused == [n for n in range(100) if n % 7 == 0 and n % 10 not in (5, 9)]
         assert broken == [n for n in range(100) if n % 10 == 5]
-        written = sorted(n for n in range(100) if n not in refused and n not in broken)
+        kept = sorted(n for n in range(100) if n not in refused and n not in broken)
         texts = [e.payload["text"] for e in await events_after(store, "ABC123", 1, None)]
-        assert sorted(texts, key=lambda t: int(t.split()[1])) == [f"line {n}" for n in written]
+        assert sorted(texts, key=lambda t: int(t.split()[1])) == [f"line {n}" for n in kept]
         assert "broken" not in " ".join(texts)
         # Published once each, in seq order, and each caller got its own event.
-        assert [e.seq for e in recorder.published] == list(range(2, 2 + len(written)))
-        assert {results[n].payload["text"] for n in written} == set(texts)
-        assert sum(commits) == len(written) and len(commits) < len(written) // 4, commits
+        assert [e.seq for e in recorder.published] == list(range(2, 2 + len(kept)))
+        assert {results[n].payload["text"] for n in kept} == set(texts)
+        assert sum(commits) == len(kept) and len(commits) < len(kept) // 4, commits
         await still_writes(store, recorder)
     finally:
         await store.close()
@@ -474,13 +514,13 @@ async def test_the_next_batch_commits_while_the_last_one_is_published(tmp_path: 
         await new_game(store)
         recorder.published.clear()
 
-        def first(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+        async def first(db: Writes, items: list[int]) -> list[Any]:
             first_may_commit.wait(5)
-            return _lines(db, items)
+            return await _lines(db, items)
 
-        def second(db: arcane.store.Writes, items: list[int]) -> list[Any]:
+        async def second(db: Writes, items: list[int]) -> list[Any]:
             second_on_the_thread.set()
-            return _lines(db, items)
+            return await _lines(db, items)
 
         def publish(events: list[Event]) -> None:
             if not recorder.published:  # the first batch: the second is on the thread by now

@@ -12,7 +12,8 @@ import pytest
 from itsdangerous import URLSafeSerializer
 from quart import jsonify
 
-from tests.gameplay import close_all, error_of, logged
+from arcane.store import Writes
+from tests.gameplay import close_all, error_of, logged, written
 from tests.support import TEST_SECRET, LiveServer, Player, http_client, play_to_first_turn, seat_party, serving
 from tests.logs import log_bounds
 
@@ -278,9 +279,11 @@ async def test_an_unexpected_failure_is_an_internal_error_without_a_traceback(se
     marker = "the-vault-combination-is-4217"
 
     async def explode(code: str) -> Any:
-        async with server.runtime.services.store.transaction() as tx:
+        async def boom(tx: Writes) -> None:
             await tx.log(code, "chat_message", {"player_id": "x", "player_name": "x", "text": marker})
             raise RuntimeError(marker)
+
+        await written(server.runtime.services.store, boom)
         return jsonify({})  # pragma: no cover
 
     server.app.quart.add_url_rule("/api/games/<code>/explode", "explode", explode, methods=["POST"])

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from arcane.game.records import Member, load_members_by_key
-from arcane.store import KeyedReads, Store
-from tests.gameplay import new_game, open_store
+from arcane.game.records import Member
+from arcane.store import KeyedReads, Store, Writes
+from arcane.store.games import load_members_by_key
+from tests.gameplay import new_game, open_store, written
 
 
 @pytest.fixture
@@ -23,10 +24,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def add_player(store: Store, player_id: str, code: str = "ABC123") -> None:
-    async with store.transaction() as tx:
+    async def work(tx: Writes) -> None:
         await tx.execute(
             "INSERT INTO players (game_code, player_id, name, role, position, joined_at)"
             " VALUES (?, ?, ?, 'player', 0, 0)", (code, player_id, f"name of {player_id}"))
+
+    await written(store, work)
 
 
 async def test_keys_asked_together_are_read_together_and_each_asker_gets_its_own(store: Store) -> None:

@@ -28,10 +28,10 @@ def mode(path: Path) -> int:
 
 
 async def test_a_new_database_its_wal_and_its_shm_are_created_0600(tmp_path: Path, open_umask: None) -> None:
-    async with serving(tmp_path) as server:
+    db = tmp_path / "arcane.db"  # a SQLite file's, whatever ARCANE_TEST_DATABASE says
+    async with serving(tmp_path, database=db) as server:
         ann = await Player.create(server, "Ann")
         assert (await ann.post("/chat", {"text": "only for the party"})).status_code == 201
-        db = server.settings.database
         files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
         assert all(f.exists() for f in files)
         assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
@@ -46,7 +46,7 @@ async def test_a_database_made_world_readable_before_is_made_private_on_start(
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     db.chmod(0o644)
-    async with serving(tmp_path):
+    async with serving(tmp_path, database=db):
         wal = db.with_name(db.name + "-wal")
         assert mode(db) == 0o600
         assert wal.exists() and mode(wal) == 0o600

@@ -289,7 +289,7 @@ async def test_a_database_from_before_seat_lifetimes_opens_with_every_seat_fresh
                    " VALUES ('OLDONE', 'a1b2c3d4e5f6', 'Ann', 'player', 1, 1, ?)", (long_ago,))
         db.execute("PRAGMA user_version = 2")
         db.commit()
-    async with serving(tmp_path) as server:
+    async with serving(tmp_path, database=path) as server:  # this SQLite file, whatever the suite runs on
         token = server.runtime.services.tokens.issue("OLDONE", "a1b2c3d4e5f6")
         async with http_client(server.url, headers={"Authorization": f"Bearer {token}"}) as ann:
             response = await ann.get("/api/games/OLDONE")

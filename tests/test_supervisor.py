@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import httpx
 
-from arcane.store import Store
+from arcane.store import SqliteStore
 from tests.cluster import RoamingSocket
 from tests.supervision import Supervisor, Unit
 from tests.support import Player, http_client
@@ -52,7 +52,7 @@ async def chat_until_acknowledged(ann: Player, count: int, acknowledged: list[st
 
 
 async def logged_chats(database: Path, code: str) -> list[tuple[int, str]]:
-    store = Store(database)
+    store = SqliteStore(database)
     await store.open()
     try:
         events = await events_after(store, code, 0, None)
@@ -96,7 +96,7 @@ async def test_a_server_killed_with_minus_9_is_restarted_and_loses_no_acknowledg
 
         # Bob's tab reconnected after each crash from the last seq it had seen, and was replayed
         # what it missed: every event exactly once, in order, the same as the log's.
-        store = Store(tmp_path / "arcane.db")
+        store = SqliteStore(tmp_path / "arcane.db")
         await store.open()
         try:
             events = await events_after(store, bob.game_code, 0, bob.player_id)

@@ -1,60 +1,40 @@
-"""The game service: every action of The Arcane Codex, each one transaction of state + events."""
+"""The game service: every action of The Arcane Codex, as its callers see it. It checks the
+caller's input, runs the action's rules inside the store's transaction (arcane/game/actions.py),
+and does what follows the commit (the next scenario, fetched outside any transaction)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import secrets
-import string
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from arcane import jsoncodec
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import ROOM, SEAT_CLOSED, Event
-from arcane.game import interrogation
-from arcane.game.content import NPCS, questions
-from arcane.game.records import (
-    PLAYER, SPECTATOR, GameRecord, Identity, Member, load_answers, load_choices, load_game,
-    load_history, load_member, load_members, load_members_by_key, load_scenario,
-)
-from arcane.game.resolution import Choice, resolve_turn
+from arcane.events import Event
+from arcane.game import actions
+from arcane.game.actions import FINISHED, INTERROGATION, LOBBY, PLAYING, require_game, require_member
+from arcane.game.content import questions
+from arcane.game.records import GameRecord, Identity, Member, Seat
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
-from arcane.store import KeyedReads, Store, Transaction, Writes
+from arcane.store import KeyedReads, Store
+from arcane.store.games import (games_waiting_for_a_scenario, load_answers, load_choices, load_game, load_history,
+                                load_members, load_members_by_key, load_scenario)
 
 log = logging.getLogger(__name__)
 
-LOBBY, INTERROGATION, PLAYING, FINISHED = "lobby", "interrogation", "playing", "finished"
-CODE_ALPHABET = string.ascii_uppercase + string.digits
+__all__ = ["FINISHED", "INTERROGATION", "LOBBY", "PLAYING", "GameService", "Seat"]
+
 CODE_PATTERN = re.compile(r"^[A-Z0-9]{6}$")
 NAME_MAX = 30
 TEXT_MAX = 500
-START_TRUST = 50
-START_APPROVAL = 50
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # A seat's last use is written when it is older than this share of ARCANE_TOKEN_TTL: a write
 # per seat every two days or so by default, not one per request.
 RENEW_AFTER = 1 / 16
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class Seat:
-    """What creating, joining or watching a game gives the caller."""
-
-    game_code: str
-    player_id: str
-    player_name: str
-    role: str
-
-    def public(self) -> dict[str, Any]:
-        return {"game_code": self.game_code, "player_id": self.player_id,
-                "player_name": self.player_name, "role": self.role}
 
 
 def normalize_code(code: Any) -> str:
@@ -107,13 +87,8 @@ class GameService:
 
     async def resume_waiting_games(self) -> None:
         """After a restart, games left waiting for a scenario get one."""
-        rows = await self._store.fetchall(
-            "SELECT code FROM games g WHERE phase = ? AND NOT EXISTS"
-            " (SELECT 1 FROM scenarios s WHERE s.game_code = g.code AND s.turn_number = g.turn_number)",
-            (PLAYING,),
-        )
-        for row in rows:
-            await self._advance(row["code"])
+        for code in await games_waiting_for_a_scenario(self._store):
+            await self._advance(code)
 
     async def close(self) -> None:
         tasks = [*self._retries.values(), *self._renewing.values()]
@@ -164,9 +139,7 @@ class GameService:
         await asyncio.shield(task)
 
     async def _write_seen(self, key: tuple[str, str]) -> None:
-        async with self._store.transaction() as tx:
-            await tx.execute("UPDATE players SET seen_at = ? WHERE game_code = ? AND player_id = ?",
-                             (time.time(), *key))
+        await self._store.run(actions.touch_seat, key)
 
     async def roster(self, code: str) -> list[tuple[str, str]]:
         """(player_id, name) of the game's players, spectators aside."""
@@ -181,153 +154,42 @@ class GameService:
             max_players = cap
         if isinstance(max_players, bool) or not isinstance(max_players, int) or not 1 <= max_players <= cap:
             raise validation(f"max_players must be a whole number from 1 to {cap}")
-        npcs = [{"name": n, "title": t, "approval": START_APPROVAL} for n, t in NPCS]
-        async with self._store.transaction() as tx:
-            code = await self._new_code(tx)
-            await tx.execute(
-                "INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (code, LOBBY, max_players, START_TRUST, json.dumps(npcs), time.time()),
-            )
-            seat = await self._seat(tx, code, name, PLAYER, is_host=True)
-            await tx.log(code, "player_joined", {
-                "player_id": seat.player_id, "player_name": name,
-                "player_count": 1, "max_players": max_players,
-            })
+        seat: Seat = await self._store.run(actions.create_game, (name, max_players))
         return seat
 
     async def join_game(self, code: Any, player_name: Any) -> Seat:
         code = normalize_code(code)
         name = clean_name(player_name)
-        async with self._store.transaction() as tx:
-            game = await self._game(tx, code)
-            if game.phase != LOBBY:
-                raise ArcaneError(ErrorCode.GAME_STARTED, "this game has already started")
-            players = [m for m in await load_members(tx, code) if m.is_player]
-            if len(players) >= game.max_players:
-                raise ArcaneError(ErrorCode.GAME_FULL, f"this game is full ({game.max_players} players)")
-            seat = await self._seat(tx, code, name, PLAYER)
-            await tx.log(code, "player_joined", {
-                "player_id": seat.player_id, "player_name": name,
-                "player_count": len(players) + 1, "max_players": game.max_players,
-            })
+        seat: Seat = await self._store.run(actions.join_game, (code, name))
         return seat
 
     async def watch_game(self, code: Any, name: Any) -> Seat:
         code = normalize_code(code)
         name = clean_name(name, "name")
-        async with self._store.transaction() as tx:
-            await self._game(tx, code)
-            watching = sum(1 for m in await load_members(tx, code) if not m.is_player)
-            if watching >= self._settings.max_spectators:  # each one costs every view and event
-                raise ArcaneError(ErrorCode.GAME_FULL,
-                                  f"this game has as many spectators as it takes ({self._settings.max_spectators})")
-            return await self._seat(tx, code, name, SPECTATOR)
+        seat: Seat = await self._store.run(actions.watch_game, (code, name, self._settings.max_spectators))
+        return seat
 
     async def leave_game(self, ident: Identity) -> None:
-        async with self._store.transaction() as tx:
-            game = await self._game(tx, ident.game_code)
-            me = await self._member(tx, ident)
-            if me.is_player and game.phase != LOBBY:
-                raise ArcaneError(ErrorCode.GAME_STARTED, "players can only leave while in the lobby")
-            await self._remove_seat(tx, game, me, "left")
-
-    async def _remove_seat(self, tx: Transaction, game: GameRecord, me: Member, reason: str) -> None:
-        """The seat is gone: its row (so its token and cookie seat are refused from now on),
-        then, last in its log, `seat_closed` to the seat alone, which ends each of its live
-        connections on every transport and process (arcane/feed.py)."""
-        await tx.execute("DELETE FROM players WHERE game_code = ? AND player_id = ?",
-                         (game.code, me.player_id))
-        if me.is_player:
-            players = [m for m in await load_members(tx, game.code) if m.is_player]
-            host_id = next((m.player_id for m in players if m.is_host), None)
-            if me.is_host and players:
-                host_id = players[0].player_id
-                await tx.execute("UPDATE players SET is_host = 1 WHERE game_code = ? AND player_id = ?",
-                                 (game.code, host_id))
-            await tx.log(game.code, "player_left", {
-                "player_id": me.player_id, "player_name": me.name,
-                "player_count": len(players), "host_id": host_id,
-            })
-            if not players:
-                await self._finish(tx, game, "abandoned")
-        await tx.log(game.code, SEAT_CLOSED, {"player_id": me.player_id, "reason": reason},
-                     to_player=me.player_id)
+        await self._store.run(actions.leave_game, ident)
 
     async def start_game(self, ident: Identity) -> None:
-        async with self._store.transaction() as tx:
-            game = await self._game(tx, ident.game_code)
-            me = await self._member(tx, ident)
-            if not me.is_host:
-                raise ArcaneError(ErrorCode.NOT_HOST, "only the host can start the game")
-            if game.phase != LOBBY:
-                raise ArcaneError(ErrorCode.WRONG_PHASE, "the game has already started")
-            players = [m for m in await load_members(tx, game.code) if m.is_player]
-            for player in players:
-                drawn = interrogation.questions_for(game.code, player.player_id,
-                                                    self._settings.questions_per_player)
-                await tx.execute(
-                    "UPDATE players SET questions = ?, divine_favor = '{}' WHERE game_code = ? AND player_id = ?",
-                    (json.dumps(drawn), game.code, player.player_id),
-                )
-            await tx.execute("UPDATE games SET phase = ? WHERE code = ?", (INTERROGATION, game.code))
-            await tx.log(game.code, "game_started", {
-                "players": [p.summary() for p in players],
-                "phase": INTERROGATION,
-            })
+        await self._store.run(actions.start_game, (ident, self._settings.questions_per_player))
 
     # -- the divine interrogation ----------------------------------------------------------
 
     async def answer(self, ident: Identity, answer_id: Any, question_id: Any = None) -> dict[str, Any]:
         if not isinstance(answer_id, str) or not answer_id:
             raise validation("answer_id is required")
-        async with self._store.transaction() as tx:
-            game = await self._game(tx, ident.game_code)
-            me = await self._player(tx, ident)
-            if game.phase != INTERROGATION:
-                raise ArcaneError(ErrorCode.WRONG_PHASE, "the divine interrogation is not under way")
-            answered = await load_answers(tx, game.code, me.player_id)
-            pending = [q for q in me.questions if q not in answered]
-            if not pending:
-                raise ArcaneError(ErrorCode.WRONG_PHASE, "you have answered every question")
-            question = questions()[pending[0]]
-            if question_id is not None and question_id != question.id:
-                raise validation(f"the current question is {question.id}, not {question_id}")
-            answer = question.answer(answer_id)
-            if answer is None:
-                raise validation(f"{answer_id!r} is not an answer to {question.id}")
-            favor = interrogation.add_favor(me.divine_favor, answer)
-            await tx.execute(
-                "INSERT INTO interrogation_answers (game_code, player_id, question_id, answer_id, answered_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (game.code, me.player_id, question.id, answer.id, time.time()),
-            )
-            player_class = interrogation.class_for(favor) if len(pending) == 1 else None
-            await tx.execute(
-                "UPDATE players SET divine_favor = ?, player_class = ? WHERE game_code = ? AND player_id = ?",
-                (json.dumps(favor), player_class, game.code, me.player_id),
-            )
-            if player_class is None:
-                return {"ok": True, "player_class": None,
-                        "question": self._question_view(me.questions, pending[1:])}
-            await tx.log(game.code, "class_assigned",
-                         {"player_class": player_class, "divine_favor": favor}, to_player=me.player_id)
-            await tx.log(game.code, "player_ready", {
-                "player_id": me.player_id, "player_name": me.name, "player_class": player_class,
-            })
-            players = [m for m in await load_members(tx, game.code) if m.is_player]
-            everyone_ready = all(p.player_class for p in players)
-            if everyone_ready:
-                await tx.execute("UPDATE games SET phase = ?, turn_number = 1 WHERE code = ?",
-                                 (PLAYING, game.code))
-        if everyone_ready:
-            await self._advance(game.code)
-        return {"ok": True, "player_class": player_class, "question": None}
+        done: actions.Answered = await self._store.run(actions.answer, (ident, answer_id, question_id))
+        if done.everyone_ready:
+            await self._advance(normalize_code(ident.game_code))
+        question = None if done.player_class else self._question_view(done.drawn, done.pending)
+        return {"ok": True, "player_class": done.player_class, "question": question}
 
     async def current_question(self, ident: Identity) -> dict[str, Any] | None:
         async with self._store.snapshot() as db:
-            game = await self._game(db, ident.game_code)
-            me = await self._member(db, ident)
+            game = await require_game(db, ident.game_code)
+            me = await require_member(db, ident)
             if game.phase != INTERROGATION or not me.is_player:
                 return None
             answered = await load_answers(db, game.code, me.player_id)
@@ -350,74 +212,13 @@ class GameService:
             raise validation("option_id must be a non-empty string")
         if text is not None:
             text = clean_text(text)
-        async with self._store.transaction() as tx:
-            game = await self._game(tx, ident.game_code)
-            me = await self._player(tx, ident)
-            scenario = await load_scenario(tx, game.code, game.turn_number) if game.phase == PLAYING else None
-            if scenario is None:
-                raise ArcaneError(ErrorCode.WRONG_PHASE, "there is no scenario to choose in right now")
-            if option_id is not None and scenario.option(option_id) is None:
-                raise validation(f"{option_id!r} is not an option of this scenario")
-            members = await load_members(tx, game.code)
-            choices = await load_choices(tx, game.code, game.turn_number, members)
-            if me.player_id in choices:
-                raise ArcaneError(ErrorCode.ALREADY_CHOSE, "you have already chosen this turn")
-            await tx.execute(
-                "INSERT INTO choices (game_code, turn_number, player_id, option_id, text, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (game.code, game.turn_number, me.player_id, option_id, text, time.time()),
-            )
-            choices[me.player_id] = Choice(me.player_id, me.name, option_id, text)
-            players = [m for m in members if m.is_player]
-            waiting = [p.player_id for p in players if p.player_id not in choices]
-            progress = {
-                "choices_submitted": len(players) - len(waiting), "total_players": len(players),
-                "all_submitted": not waiting, "waiting_for": waiting,
-            }
-            await tx.log(game.code, "player_chose",
-                         {"player_id": me.player_id, "player_name": me.name} | progress)
-            next_turn = False
-            if not waiting:
-                ordered = [choices[p.player_id] for p in players]
-                next_turn = await self._resolve(tx, game, scenario, ordered)
-        if next_turn:
-            await self._advance(game.code)
-        return {"ok": True} | progress
+        done: actions.Chosen = await self._store.run(actions.choose,
+                                                     (ident, option_id, text, self._settings.turns_per_game))
+        if done.next_turn:
+            await self._advance(normalize_code(ident.game_code))
+        return {"ok": True} | done.progress
 
-    async def _resolve(self, tx: Transaction, game: GameRecord, scenario: Any, choices: list[Choice]) -> bool:
-        """Log the turn's resolution; True when another turn follows."""
-        result = resolve_turn(scenario, choices, game.party_trust, game.npcs)
-        await tx.execute(
-            "UPDATE games SET party_trust = ?, npcs = ? WHERE code = ?",
-            (result.party_trust, json.dumps([n.public() for n in result.npcs]), game.code),
-        )
-        await tx.log(game.code, "turn_resolution", {
-            "turn_number": game.turn_number, "outcome": result.outcome,
-            "trust_change": result.trust_change, "party_trust": result.party_trust,
-            "npc_changes": list(result.npc_changes), "choices": [c.public() for c in choices],
-        })
-        game = await self._game(tx, game.code)
-        if result.party_trust <= 0:
-            await self._finish(tx, game, "trust_broken")
-            return False
-        if game.turn_number >= self._settings.turns_per_game:
-            await self._finish(tx, game, "completed")
-            return False
-        await tx.execute("UPDATE games SET turn_number = turn_number + 1 WHERE code = ?", (game.code,))
-        return True
-
-    async def _finish(self, tx: Transaction, game: GameRecord, reason: str) -> None:
-        turns_played = await tx.fetchone(
-            "SELECT COUNT(DISTINCT turn_number) FROM choices WHERE game_code = ?", (game.code,)
-        )
-        await tx.execute("UPDATE games SET phase = ?, finished_reason = ? WHERE code = ?",
-                         (FINISHED, reason, game.code))
-        await tx.log(game.code, "game_over", {
-            "reason": reason, "party_trust": game.party_trust,
-            "turns_played": turns_played[0] if turns_played else 0,
-        })
-
-    # -- scenarios: fetched outside the writer lock, stored in their own transaction -----------
+    # -- scenarios: fetched outside any transaction, stored by an action of their own ---------
 
     async def _advance(self, code: str) -> bool:
         """Give the game its scenario for the current turn; on failure retry in the background."""
@@ -447,29 +248,7 @@ class GameService:
         classes = tuple(sorted({p.player_class for p in players if p.player_class}))
         request = ScenarioRequest(code, game.turn_number, tuple(themes), frozenset(used), classes)
         scenario = await fetch_scenario(self._source, request, self._settings.scenario_timeout)
-        async with self._store.transaction() as tx:
-            current = await self._game(tx, code)
-            if current.phase != PLAYING or current.turn_number != game.turn_number:
-                return
-            if await load_scenario(tx, code, current.turn_number) is not None:
-                return
-            await tx.execute(
-                "INSERT INTO scenarios (game_code, turn_number, scenario_id, theme, title, public_scene,"
-                " options, whispers, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (code, current.turn_number, scenario.id, scenario.theme, scenario.title,
-                 scenario.public_scene, json.dumps(scenario.to_json()["options"]),
-                 json.dumps(dict(scenario.whispers)), time.time()),
-            )
-            await tx.log(code, "new_scenario", {
-                "scenario_id": scenario.id, "theme": scenario.theme, "title": scenario.title,
-                "turn_number": current.turn_number, "public_scene": scenario.public_scene,
-                "options": scenario.public_options(),
-            })
-            for player in [m for m in await load_members(tx, code) if m.is_player]:
-                await tx.log(code, "whisper", {
-                    "scenario_id": scenario.id, "turn_number": current.turn_number,
-                    "text": scenario.whispers[player.player_class or ""],
-                }, to_player=player.player_id)
+        await self._store.run(actions.store_scenario, (code, game.turn_number, scenario))
 
     def _schedule_retry(self, code: str, reason: str) -> None:
         if code in self._retries and not self._retries[code].done():
@@ -500,7 +279,7 @@ class GameService:
     async def chat(self, ident: Identity, text: Any, *, cause: int | None = None) -> Event:
         """The chat line, logged; its event carries `cause`, the id of the request that sent it."""
         text = clean_text(text)
-        event: Event = await self._store.run(_chats, (ident, text, cause))
+        event: Event = await self._store.run(actions.chats, (ident, text, cause))
         return event
 
     async def typing(self, ident: Identity, is_typing: Any, *, member: Member | None = None) -> None:
@@ -517,8 +296,8 @@ class GameService:
 
     async def view(self, ident: Identity) -> dict[str, Any]:
         async with self._store.snapshot() as db:
-            game = await self._game(db, ident.game_code)
-            me = await self._member(db, ident)
+            game = await require_game(db, ident.game_code)
+            me = await require_member(db, ident)
             members = await load_members(db, game.code)
             scenario = await load_scenario(db, game.code, game.turn_number) if game.phase == PLAYING else None
             choices = await load_choices(db, game.code, game.turn_number, members) if scenario else {}
@@ -555,81 +334,6 @@ class GameService:
             "finished_reason": game.finished_reason,
             "seq": game.last_seq,
         }
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    async def _new_code(self, tx: Transaction) -> str:
-        while True:
-            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
-            if await tx.fetchone("SELECT 1 FROM games WHERE code = ?", (code,)) is None:
-                return code
-
-    async def _seat(self, tx: Transaction, code: str, name: str, role: str, *, is_host: bool = False) -> Seat:
-        player_id = secrets.token_hex(6)
-        now = time.time()
-        position = await tx.fetchone(
-            "SELECT COALESCE(MAX(position), 0) + 1 FROM players WHERE game_code = ?", (code,)
-        )
-        await tx.execute(
-            "INSERT INTO players (game_code, player_id, name, role, is_host, position, joined_at, seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (code, player_id, name, role, int(is_host), position[0] if position else 1, now, now),
-        )
-        return Seat(code, player_id, name, role)
-
-    @staticmethod
-    async def _game(db: Any, code: str) -> GameRecord:
-        game = await load_game(db, code)
-        if game is None:
-            raise ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {code}")
-        return game
-
-    @staticmethod
-    async def _member(db: Any, ident: Identity) -> Member:
-        member = await load_member(db, ident.game_code, ident.player_id)
-        if member is None:
-            raise ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game")
-        return member
-
-    async def _player(self, db: Any, ident: Identity) -> Member:
-        member = await self._member(db, ident)
-        if not member.is_player:
-            raise ArcaneError(ErrorCode.NOT_IN_GAME, "spectators watch; they cannot act")
-        return member
-
-
-def _chats(db: Writes, items: list[tuple[Identity, str, int | None]]) -> list[Event | ArcaneError]:
-    """Every chat of a batch on the writer's thread, in a few statements (`Store.run`)."""
-    row = db.fetchone(
-        "SELECT json_group_array(json_array(j.key, g.code, g.last_seq, g.log_floor, p.role, p.name))"
-        " FROM json_each(?) AS j"
-        " LEFT JOIN games g ON g.code = j.value->>0"
-        " LEFT JOIN players p ON p.game_code = j.value->>0 AND p.player_id = j.value->>1",
-        (jsoncodec.dumps([[ident.game_code, ident.player_id] for ident, _, _ in items]),),
-    )
-    assert row is not None  # an aggregate answers one row, even of nothing
-    seats, bounds = {}, {}
-    for key, code, last_seq, log_floor, role, name in jsoncodec.loads(row[0]):
-        seats[key] = (code, role, name)
-        if code is not None:
-            bounds[code] = (last_seq, log_floor)
-    answers: list[Event | ArcaneError | None] = []
-    entries = []
-    for index, (ident, text, cause) in enumerate(items):
-        code, role, name = seats[index]
-        if code is None:
-            answers.append(ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {ident.game_code}"))
-        elif role is None:
-            answers.append(ArcaneError(ErrorCode.NOT_IN_GAME, "you are not in this game"))
-        elif role != PLAYER:
-            answers.append(ArcaneError(ErrorCode.NOT_IN_GAME, "spectators watch; they cannot act"))
-        else:
-            answers.append(None)
-            entries.append((ident.game_code, "chat_message",
-                            {"player_id": ident.player_id, "player_name": name, "text": text}, ROOM, cause))
-    logged = iter(db.log_many(entries, bounds))
-    return [answer if answer is not None else next(logged) for answer in answers]
-
 
 async def _nobody_online(game_code: str) -> set[str]:
     return set()
