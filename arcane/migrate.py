@@ -1,4 +1,7 @@
-"""`python -m arcane migrate-db SOURCE TARGET`: a SQLite database copied into PostgreSQL.
+"""The database's commands: `python -m arcane migrate-db SOURCE TARGET`, a SQLite database
+copied into PostgreSQL; `python -m arcane new-epoch [CODE ...]`, new stream epochs.
+
+migrate-db:
 
 Every game, seat, answer, scenario, choice and logged event goes across as it is: the same
 codes, player ids, seqs, log floors and timestamps, so tokens, cookies and every client's
@@ -23,7 +26,7 @@ from arcane.store import SqliteStore, connect
 # (table, its columns, the order to read it in): parents first.
 TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("games", ("code", "phase", "max_players", "turn_number", "party_trust", "npcs", "last_seq", "log_floor",
-               "finished_reason", "created_at"), "code"),
+               "finished_reason", "created_at", "epoch"), "code"),
     ("players", ("game_code", "player_id", "name", "role", "is_host", "position", "player_class", "divine_favor",
                  "questions", "joined_at", "seen_at"), "game_code, player_id"),
     ("interrogation_answers", ("game_code", "player_id", "question_id", "answer_id", "answered_at"),
@@ -95,4 +98,35 @@ def main(argv: Sequence[str]) -> int:
         print(f"migrate-db: {refused}", file=sys.stderr)
         return 2
     print(f"copied {sum(copied.values())} rows into {described(args.target)}")
+    return 0
+
+
+async def new_epochs(database: Path | str, codes: Sequence[str]) -> int:
+    from arcane.store import each, games
+
+    store = connect(database)
+    await store.open()
+    try:
+        async def renew(db: Any, _: None) -> int:
+            return await games.renew_epochs(db, codes)
+
+        renewed: int = await store.run(each(renew), None)
+        return renewed
+    finally:
+        await store.close()
+
+
+def new_epoch_main(argv: Sequence[str]) -> int:
+    """After restoring the database from a backup (or resetting a game's log), with every
+    server stopped: each game named (every game, if none is) gets a new epoch, so every
+    client's cursor, from the stream before, gets a snapshot on its next connect instead
+    of a replay of events the restored log may not have, or may have differently."""
+    from arcane.config import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m arcane new-epoch", description=new_epoch_main.__doc__)
+    parser.add_argument("codes", nargs="*", metavar="CODE", help="the games (default: every game)")
+    args = parser.parse_args(argv)
+    database = Settings.from_env().database
+    renewed = asyncio.run(new_epochs(database, [code.upper() for code in args.codes]))
+    print(f"new epochs for {renewed} games in {described(database)}; start the servers again")
     return 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from arcane.feed import CURSOR_MAX, Feed
+from arcane.errors import validation
+from arcane.feed import CURSOR_MAX, EPOCH_MAX, Feed
 from arcane.game.records import Identity
 from arcane.transports import Services
 
@@ -20,7 +21,7 @@ class Following:
 
     def __init__(self, rt: Services, ident: Identity) -> None:
         self._rt = rt
-        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view,
+        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view, epoch_of=rt.service.epoch,
                           maxsize=rt.settings.stream_buffer)
 
     async def __aenter__(self) -> Feed:
@@ -44,3 +45,12 @@ def parse_cursor(raw: str | None) -> int | None:
         return None
     cursor = int(raw)
     return cursor if cursor <= CURSOR_MAX else None
+
+
+def epoch_param(raw: str | None) -> str | None:
+    """The `epoch` a client sends with its cursor; None when it sends none."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) > EPOCH_MAX:
+        raise validation(f"epoch is at most {EPOCH_MAX} characters (the epoch of your last answer)")
+    return raw

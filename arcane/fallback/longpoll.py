@@ -18,7 +18,7 @@ from arcane.config import Settings
 from arcane.errors import validation
 from arcane.events import Event
 from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect, respond_json
-from arcane.fallback.following import Following, parse_cursor
+from arcane.fallback.following import Following, epoch_param, parse_cursor
 from arcane.feed import Backlog, CatchUp
 from arcane.game.records import Identity, Member
 from arcane.transports import PAYLOAD, Encoder, Pump, Services
@@ -54,17 +54,18 @@ async def serve(rt: Services, caller: Caller, code: str, request: Request, recei
     ident, member = await caller(rt, code, request)
     await rt.limits.read(ident)
     after = after_param(request.arg("after"))
+    epoch = epoch_param(request.arg("epoch"))
     timeout = timeout_param(request.arg("timeout"), rt.settings)
     client = client_param(request.arg("client_id"))
     slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
     try:
-        await _answer(rt, ident, member, after, timeout, client, receive, send)
+        await _answer(rt, ident, member, after, epoch, timeout, client, receive, send)
     finally:
         slot.release()
 
 
-async def _answer(rt: Services, ident: Identity, member: Member, after: int | None, timeout: float,
-                  client: str, receive: Receive, send: Send) -> None:
+async def _answer(rt: Services, ident: Identity, member: Member, after: int | None, epoch: str | None,
+                  timeout: float, client: str, receive: Receive, send: Send) -> None:
     lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
@@ -73,7 +74,7 @@ async def _answer(rt: Services, ident: Identity, member: Member, after: int | No
                           conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
     backlog = Backlog.of(rt.settings)
     async with Following(rt, ident) as feed:
-        start = await feed.start(after)
+        start = await feed.start(after, epoch)
         collected = Answer(ident, start)
         pump = Pump(feed, collected, backlog)
         pump.start(None)  # the catch-up is in hand: then what came meanwhile, then live events
@@ -86,7 +87,7 @@ async def _answer(rt: Services, ident: Identity, member: Member, after: int | No
                 finally:
                     unwatch()
             body = answer(collected.items, backlog, cursor=feed.cursor, since=start.seq,
-                          recovered=start.recovered)
+                          recovered=start.recovered, epoch=start.epoch)
         finally:
             await pump.stop()
     if feed.seat_closed and member.is_player:
@@ -151,7 +152,8 @@ class Answer:
             self._woken.set_result(None)
 
 
-def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, recovered: bool) -> str:
+def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, recovered: bool,
+           epoch: str = "") -> str:
     """The poll's answer: at most a backlog's worth of `items`, so a long catch-up comes in
     pieces. `last_seq` is `cursor` when all fit, else the seq of the last logged item sent,
     or `since` (where the items began) when none is: the next poll brings the rest."""
@@ -164,7 +166,8 @@ def answer(items: Sequence[Item], backlog: Backlog, *, cursor: int, since: int, 
             last_seq = next((i.seq for i in reversed(items[:count]) if i.seq is not None), since)
             break
     events = ",".join(encoded)
-    return f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{jsoncodec.dumps(recovered)}}}'
+    return (f'{{"events":[{events}],"last_seq":{last_seq},"recovered":{jsoncodec.dumps(recovered)},'
+            f'"epoch":{jsoncodec.dumps(epoch)}}}')
 
 
 def after_param(raw: str | None) -> int | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event
 from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect
-from arcane.fallback.following import Following, parse_cursor
+from arcane.fallback.following import Following, epoch_param, parse_cursor
 from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
 from arcane.serving.h11 import ChunkWriter
@@ -35,12 +35,13 @@ HEADERS = [
 async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
     ident, member = await caller(rt, code, request)
     after = resume_point(request)
+    epoch = epoch_param(request.arg("epoch"))
     slot = rt.limits.connections.open(identity=ident.rate_key, address=request.address)
     del request  # an open stream keeps nothing of the request
     try:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         try:
-            await stream(rt, ident, member, after, receive, send)
+            await stream(rt, ident, member, after, epoch, receive, send)
         except Exception:
             # Too late for a status: the stream's last frame says it, and the client resumes.
             log.exception("SSE stream of %s in %s failed", ident.player_id, ident.game_code)
@@ -60,7 +61,7 @@ def resume_point(request: Request) -> int | None:
     return parse_cursor(request.arg("last_event_id"))
 
 
-async def stream(rt: Services, ident: Identity, member: Member, after: int | None,
+async def stream(rt: Services, ident: Identity, member: Member, after: int | None, epoch: str | None,
                  receive: Receive, send: Send) -> None:
     """The whole life of one stream; everything it opens is released in `finally`.
 
@@ -79,7 +80,7 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
             # The headers are out: the body's chunks may go direct.
             events = EventStream(ChunkWriter.over(send), ident)
             try:
-                start = await feed.start(after)
+                start = await feed.start(after, epoch)
             except ArcaneError as error:
                 if error.code is not ErrorCode.NOT_IN_GAME:
                     raise

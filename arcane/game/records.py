@@ -48,6 +48,9 @@ class GameRecord:
     npcs: tuple[Npc, ...]
     last_seq: int
     finished_reason: str | None
+    # The stream's epoch: new for each game, and again after a reset or restore (`python -m
+    # arcane new-epoch`). A cursor of another epoch gets a snapshot, never a replay.
+    epoch: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import SEAT_CLOSED, Event
-from arcane.feed import CURSOR_MAX, Backlog, Feed
+from arcane.feed import CURSOR_MAX, EPOCH_MAX, Backlog, Feed
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Room, SocketWire, emit
@@ -181,6 +181,9 @@ class Realtime:
         if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int)
                                      or not 0 <= last_seq <= CURSOR_MAX):
             raise validation("last_seq must be a whole number from 0 to 2^63-1")
+        epoch = data.get("epoch")
+        if epoch is not None and (not isinstance(epoch, str) or len(epoch) > EPOCH_MAX):
+            raise validation(f"epoch must be a string of at most {EPOCH_MAX} characters")
         ident = conn.identity_for(code)
         if ident is None:  # the same answer whether or not the game exists (docs/client.md)
             raise await self.rt.limits.failed_lookup(
@@ -189,9 +192,9 @@ class Realtime:
         await self._leave(conn)
         slot = self.rt.limits.connections.open(identity=ident.rate_key)
         feed = Feed(self.rt.bus, ident, store=self.rt.store, snapshot=self.rt.service.view,
-                    maxsize=self.rt.settings.stream_buffer)
+                    epoch_of=self.rt.service.epoch, maxsize=self.rt.settings.stream_buffer)
         try:
-            first = await feed.start(last_seq)
+            first = await feed.start(last_seq, epoch)
         except BaseException:
             feed.close()
             slot.release()
@@ -206,7 +209,7 @@ class Realtime:
 
         room.pump = Pump(feed, SocketWire(self.sio, conn), Backlog.of(self.rt.settings), on_event=written)
         room.pump.start(first)
-        return {"ok": True, "seq": first.seq, "recovered": first.recovered}
+        return {"ok": True, "seq": first.seq, "recovered": first.recovered, "epoch": first.epoch}
 
     async def leave_game_room(self, conn: Connection, data: Any) -> dict[str, Any]:
         code = normalize_code(_object(data).get("game_code"))

@@ -6,6 +6,7 @@ are the engine's (`Writes.log`, `Store.log_since`)."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any, Protocol, Sequence
 
@@ -27,7 +28,7 @@ class Reader(Protocol):
 
 async def load_game(db: Reader, code: str) -> GameRecord | None:
     row = await db.fetchone(
-        "SELECT code, phase, max_players, turn_number, party_trust, npcs, last_seq, finished_reason"
+        "SELECT code, phase, max_players, turn_number, party_trust, npcs, last_seq, finished_reason, epoch"
         " FROM games WHERE code = ?",
         (code,),
     )
@@ -37,7 +38,7 @@ async def load_game(db: Reader, code: str) -> GameRecord | None:
         code=row["code"], phase=row["phase"], max_players=row["max_players"],
         turn_number=row["turn_number"], party_trust=row["party_trust"],
         npcs=tuple(Npc(n["name"], n["title"], n["approval"]) for n in json.loads(row["npcs"])),
-        last_seq=row["last_seq"], finished_reason=row["finished_reason"],
+        last_seq=row["last_seq"], finished_reason=row["finished_reason"], epoch=row["epoch"],
     )
 
 
@@ -169,8 +170,31 @@ async def chat_seats(db: Writes, keys: list[tuple[str, str]]) -> list[tuple[Any,
 
 async def insert_game(db: Writes, code: str, phase: str, max_players: int, party_trust: int, npcs: list[dict[str, Any]]) -> None:
     await db.execute(
-        "INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        (code, phase, max_players, party_trust, json.dumps(npcs), time.time()))
+        "INSERT INTO games (code, phase, max_players, party_trust, npcs, created_at, epoch) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (code, phase, max_players, party_trust, json.dumps(npcs), time.time(), new_epoch()))
+
+
+def new_epoch() -> str:
+    """A stream's epoch: 8 hex digits, new for each game and at each reset or restore."""
+    return secrets.token_hex(4)
+
+
+async def game_epochs(db: Reader, codes: list[str]) -> dict[str, str]:
+    """The epochs of these games (those that exist), in one statement."""
+    if not codes:
+        return {}
+    rows = await db.fetchall(f"SELECT code, epoch FROM games WHERE code IN ({', '.join('?' * len(codes))})",
+                             tuple(codes))
+    return {row["code"]: row["epoch"] for row in rows}
+
+
+async def renew_epochs(db: Writes, codes: Sequence[str] = ()) -> int:
+    """New epochs for these games, or every game: after a restore from a backup every
+    client's cursor is of the old stream, and must get a snapshot, never a replay."""
+    games = list(codes) or [row["code"] for row in await db.fetchall("SELECT code FROM games")]
+    for code in games:
+        await db.execute("UPDATE games SET epoch = ? WHERE code = ?", (new_epoch(), code))
+    return len(games)
 
 
 async def insert_seat(db: Writes, code: str, player_id: str, name: str, role: str, is_host: bool) -> None:

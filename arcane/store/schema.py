@@ -96,6 +96,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE players ADD COLUMN seen_at REAL NOT NULL DEFAULT 0;
     UPDATE players SET seen_at = CAST(strftime('%s', 'now') AS REAL);
     """,
+    # Each game's stream has an epoch, sent with every cursor: a new one after a reset or a
+    # restore (`python -m arcane new-epoch`) turns every older cursor into a snapshot.
+    """
+    ALTER TABLE games ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+    UPDATE games SET epoch = lower(hex(randomblob(4)));
+    """,
 )
 
 
@@ -168,5 +174,10 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
         created_at DOUBLE PRECISION NOT NULL
     );
     CREATE UNIQUE INDEX events_by_game ON events (game_code, seq);
+    """,
+    # As SQLite's migration 4.
+    """
+    ALTER TABLE games ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
+    UPDATE games SET epoch = substr(md5(random()::text || code), 1, 8);
     """,
 )

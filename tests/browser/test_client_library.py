@@ -19,17 +19,19 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SCRIPTED = """
 window.lib = await import("/static/js/arcane/index.js");
 window.opened = [];
+window.epochs = [];
 window.states = [];
 class Scripted {
   name = "scripted";
   constructor() { this.connected = true; }
-  async open({ after, deliver, closed }) {
+  async open({ after, epoch, deliver, closed }) {
     window.opened.push(after);
+    window.epochs.push(epoch);
     const step = window.script.shift();
     if (!step || step.fail) throw new lib.TransportError("scripted", "refused");
     for (const [event, data] of step.events ?? []) deliver(event, data);
     if (step.drop) setTimeout(() => closed("dropped"), 0);
-    return { ok: true };
+    return { ok: true, ...(step.ack ?? {}) };
   }
   async send(event, payload) { return { ok: true, event, payload }; }
   close() {}
@@ -118,6 +120,27 @@ async def test_every_reconnect_resumes_from_the_last_seq_and_drops_what_it_has_s
     assert await page.evaluate("window.opened") == [2, 5, 6]
     assert result == {"texts": ["a", "b", "c", "d"], "syncs": [8], "log": [3, 5, 6, 9], "duplicates": 3,
                       "seq": 9, "reconnects": 2}
+    await page.close()
+
+
+async def test_the_epoch_learnt_from_an_ack_or_a_snapshot_goes_back_with_the_cursor(
+    browser: Browser, server: LiveServer,
+) -> None:
+    page = await library_page(browser, server)
+    script = [
+        {"ack": {"epoch": "aaaa0001"}, "events": [["chat_message", {"seq": 3}]], "drop": True},
+        # The server's log was restored: a snapshot of the new stream, with its epoch.
+        {"events": [["reconnect_sync", {"seq": 7, "recovered": False, "epoch": "bbbb0002"}]], "drop": True},
+        {"events": []},
+    ]
+    seen = await run(page, script, """
+        const client = makeClient({ initialDelay: 10, factor: 1, maxDelay: 10, maxTries: 5 });
+        await client.connect();
+        await new Promise((resolve) => { const t = setInterval(() => {
+          if (window.opened.length === 3 && client.state === "connected") { clearInterval(t); resolve(); } }, 10); });
+        return { opened: window.opened, epochs: window.epochs, epoch: client.epoch };
+    """)
+    assert seen == {"opened": [None, 3, 7], "epochs": [None, "aaaa0001", "bbbb0002"], "epoch": "bbbb0002"}
     await page.close()
 
 

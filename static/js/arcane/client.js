@@ -21,7 +21,7 @@ import { PollTransport } from "./transports/poll.js";
 import { SocketIoTransport } from "./transports/socketio.js";
 import { SseTransport } from "./transports/sse.js";
 
-// The ladder, best first. A transport is a class: open({after, deliver, advance, closed}) -> ack,
+// The ladder, best first. A transport is a class: open({after, epoch, deliver, advance, closed}) -> ack,
 // send(event, payload) -> result, close(); see docs/client.md to write another.
 export const DEFAULT_TRANSPORTS = Object.freeze({
   socketio: SocketIoTransport, sse: SseTransport, poll: PollTransport,
@@ -60,6 +60,9 @@ export class GameClient {
     this.state = "idle";
     this.transport = null;
     this.seq = null;
+    // The stream's epoch, sent back with the cursor: a cursor of another epoch (the server's
+    // log was restored) gets a snapshot instead of a replay.
+    this.epoch = null;
     this.log = [];
     this.duplicates = 0;
     this.syncs = 0;
@@ -174,8 +177,9 @@ export class GameClient {
         const dropped = deferred();
         const ack = await transport.open({
           after: this.seq,
+          epoch: this.epoch,
           deliver: (event, data) => this.#receive(transport, event, data),
-          advance: (seq) => this.#advance(transport, seq),
+          advance: (seq, epoch) => this.#advance(transport, seq, epoch),
           closed: (reason) => {
             if (transport !== this.#current) return;
             this.#current = null;
@@ -183,6 +187,7 @@ export class GameClient {
             dropped.resolve(reason);
           },
         });
+        if (typeof ack?.epoch === "string") this.epoch = ack.epoch;
         if (!live()) {
           transport.close();
           return { name, ack };
@@ -289,6 +294,7 @@ export class GameClient {
     if (event === "reconnect_sync") {
       this.syncs++;
       if (seq !== null) this.seq = seq;
+      if (typeof data?.epoch === "string") this.epoch = data.epoch;
     } else if (seq !== null) {
       if (this.seq !== null && seq <= this.seq) {
         this.duplicates++;
@@ -304,9 +310,10 @@ export class GameClient {
     this.#emitter.emit("*", event, data, meta);
   }
 
-  #advance(transport, seq) {
+  #advance(transport, seq, epoch) {
     if (transport !== this.#current && transport !== this.#opening) return;
     if (Number.isInteger(seq) && (this.seq === null || seq > this.seq)) this.seq = seq;
+    if (typeof epoch === "string") this.epoch = epoch;
   }
 
   // -- actions -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ const EARLY_MS = 1000;
 export class PollTransport {
   name = "poll";
   #after = null;
+  #epoch = null;
   #controller = null;
   #closing = false;
 
@@ -19,16 +20,20 @@ export class PollTransport {
   url(timeout) {
     const params = new URLSearchParams({ timeout: String(timeout) });
     if (this.clientId) params.set("client_id", this.clientId);
-    if (this.#after !== null && this.#after !== undefined) params.set("after", String(this.#after));
+    if (this.#after !== null && this.#after !== undefined) {
+      params.set("after", String(this.#after));
+      if (this.#epoch) params.set("epoch", this.#epoch);
+    }
     return `${this.baseUrl}/api/games/${encodeURIComponent(this.gameCode)}/poll?${params}`;
   }
 
   // The first poll answers at once (timeout 0): it proves the path works and brings the catch-up.
-  async open({ after, deliver, advance, closed }) {
+  async open({ after, epoch, deliver, advance, closed }) {
     this.#after = after ?? null;
+    this.#epoch = epoch ?? null;
     const first = await this.#poll(0, this.openTimeout, deliver, advance);
     this.#loop(deliver, advance, closed);
-    return { ok: true, seq: first.last_seq, recovered: first.recovered };
+    return { ok: true, seq: first.last_seq, recovered: first.recovered, epoch: first.epoch };
   }
 
   async #loop(deliver, advance, closed) {
@@ -75,7 +80,8 @@ export class PollTransport {
     if (this.#closing) return body;
     for (const item of body.events ?? []) deliver(item.event, item.data);
     this.#after = body.last_seq;
-    advance(body.last_seq);
+    if (typeof body.epoch === "string") this.#epoch = body.epoch;
+    advance(body.last_seq, body.epoch);
     return body;
   }
 

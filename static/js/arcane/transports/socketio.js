@@ -13,7 +13,7 @@ export class SocketIoTransport {
     Object.assign(this, { baseUrl, token, gameCode, openTimeout, ackTimeout });
   }
 
-  open({ after, deliver, closed }) {
+  open({ after, epoch, deliver, closed }) {
     const options = {
       transports: ["websocket"], reconnection: false, forceNew: true, timeout: this.openTimeout,
       auth: this.token ? { token: this.token } : {},
@@ -48,7 +48,10 @@ export class SocketIoTransport {
       });
       socket.on("connect", async () => {
         const body = { game_code: this.gameCode };
-        if (after !== null && after !== undefined) body.last_seq = after;
+        if (after !== null && after !== undefined) {
+          body.last_seq = after;
+          if (epoch) body.epoch = epoch;
+        }
         let ack;
         try {
           ack = await socket.timeout(this.openTimeout).emitWithAck("join_game_room", body);

@@ -17,16 +17,19 @@ export class SseTransport {
     Object.assign(this, { api, baseUrl, token, gameCode, openTimeout });
   }
 
-  url(after) {
+  url(after, epoch) {
     const params = new URLSearchParams();
     if (this.token) params.set("token", this.token);
-    if (after !== null && after !== undefined) params.set("last_event_id", String(after));
+    if (after !== null && after !== undefined) {
+      params.set("last_event_id", String(after));
+      if (epoch) params.set("epoch", epoch);
+    }
     const query = params.toString();
     return `${this.baseUrl}/api/games/${encodeURIComponent(this.gameCode)}/events${query ? `?${query}` : ""}`;
   }
 
-  open({ after, deliver, closed }) {
-    const source = new EventSource(this.url(after));
+  open({ after, epoch, deliver, closed }) {
+    const source = new EventSource(this.url(after, epoch));
     this.#source = source;
     for (const name of SERVER_EVENTS) {
       source.addEventListener(name, (message) => {
