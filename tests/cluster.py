@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import socketio
 
@@ -76,6 +77,7 @@ class Node:
     env: dict[str, str]
     args: list[str] = field(default_factory=list)
     proc: asyncio.subprocess.Process | None = None
+    cwd: Path = ROOT  # elsewhere, the environment's PYTHONPATH finds arcane
 
     @property
     def url(self) -> str:
@@ -84,7 +86,7 @@ class Node:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{self.port}",
-            "--graceful-timeout", "5", *self.args, env=self.env, cwd=str(ROOT),
+            "--graceful-timeout", "5", *self.args, env=self.env, cwd=str(self.cwd),
             start_new_session=True,  # its own process group: hypercorn and its worker processes
         )
         async with httpx.AsyncClient(base_url=self.url) as client:
@@ -196,7 +198,10 @@ class RoamingSocket:
         index = 0
         while True:
             node = self.nodes[index % len(self.nodes)]
-            client = socketio.AsyncClient(reconnection=False)
+            # A browser's cookies: a balancer pins Engine.IO polling to a host by one, and
+            # aiohttp's own jar refuses cookies of an address like 127.0.0.1.
+            session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            client = socketio.AsyncClient(reconnection=False, http_session=session)
             gone = asyncio.Event()
             client.on("disconnect", lambda *_: gone.set())
 
@@ -216,6 +221,7 @@ class RoamingSocket:
                 pass
             finally:
                 await client.disconnect()
+                await session.close()
             index += 1
             await asyncio.sleep(0.1)
 

@@ -216,6 +216,10 @@ class SseFollower:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+class Unreachable(Exception):
+    """A gateway's answer for a server that is not there (502, 503, 504): poll again."""
+
+
 class Poller:
     """A long-polling client: each answer's `last_seq` is the next request's `after`."""
 
@@ -246,6 +250,8 @@ class Poller:
         if self.client_id is not None:
             params["client_id"] = self.client_id
         response = await self.request(**params)
+        if response.status_code in {502, 503, 504}:
+            raise Unreachable(response.status_code)  # a balancer with no live host behind it, for now
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         self.answers.append(body)
@@ -261,7 +267,7 @@ class Poller:
         while True:
             try:
                 await self.poll()
-            except httpx.TransportError:
+            except (httpx.TransportError, Unreachable):
                 await asyncio.sleep(0.05)  # the server is restarting
 
     def logged(self) -> list[tuple[int, str]]:
