@@ -16,6 +16,7 @@ from arcane.game.records import Identity
 from arcane.store import Store, Writes, connect
 from tests.gameplay import Recorder, new_game, written
 from tests.postgres import PostgresServer, postgres
+from tests.sockets import socket_for
 from tests.support import LiveServer, play_to_first_turn, seat_party, test_settings
 
 
@@ -128,3 +129,34 @@ async def test_a_game_is_played_over_http_on_postgres(tmp_path: Path) -> None:
     finally:
         await server.stop()
         server.close()
+
+
+async def test_with_the_database_away_actions_get_503_on_http_and_sockets_and_the_host_stays_live(
+        tmp_path: Path) -> None:
+    own = PostgresServer()
+    own.start()
+    try:
+        server = LiveServer(test_settings(tmp_path, database=own.fresh_database()))
+        await server.start()
+        try:
+            ann, bram = await seat_party(server, ["Ann", "Bram"])
+            socket = await socket_for(bram)
+            own._run(str(own.bin / "pg_ctl"), "-D", str(own.data), "-m", "immediate", "-w", "stop")
+            refused = await ann.post("/chat", {"text": "while away"})
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+            ack = await socket.call("chat_message", {"text": "while away"})
+            assert ack["error"]["code"] == "SERVICE_UNAVAILABLE", ack
+            assert (await ann.client.get("/healthz")).status_code == 503
+            assert (await ann.client.get("/livez")).status_code == 200  # the balancer keeps the host
+            own.start_again()
+            assert (await ann.post("/chat", {"text": "back"})).status_code == 201
+            await socket.wait_event("chat_message", text="back")
+            assert not [d for e, d in socket.received if e == "chat_message" and d["text"] == "while away"]
+            await socket.close()
+            for player in (ann, bram):
+                await player.close()
+        finally:
+            await server.stop()
+            server.close()
+    finally:
+        own.stop()

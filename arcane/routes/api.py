@@ -26,6 +26,13 @@ async def healthz() -> Any:
     return jsonify({"ok": True})
 
 
+@blueprint.get("/livez")
+async def livez() -> Any:
+    """This process serves, whatever the database's state: what a balancer checks, so that a
+    database away marks no host down (its connections stay, its actions are refused 503)."""
+    return jsonify({"ok": True})
+
+
 @blueprint.post("/api/games")
 async def create_game() -> Any:
     body = await json_body()
