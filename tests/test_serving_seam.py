@@ -361,7 +361,7 @@ def test_every_library_reached_into_is_pinned_to_the_versions_it_was_tested_with
         assert fastpaths.version_problem(distribution) == "", distribution  # and installed so
 
 
-def test_ci_runs_the_whole_suite_again_with_every_fast_path_off() -> None:
+def test_ci_runs_the_whole_suite_again_with_every_fast_path_off_and_again_on_postgresql() -> None:
     steps = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert steps[-2:] == ["make test", "ARCANE_FAST_PATHS=off make test"]
+    assert steps[-3:] == ["make test", "ARCANE_FAST_PATHS=off make test", "ARCANE_TEST_DATABASE=postgresql make test"]
