@@ -29,6 +29,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hosts import run_hosts  # noqa: E402  (bench/hosts.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load" / "load.mjs"
 PY = ROOT / ".venv" / "bin" / "python"
@@ -254,6 +257,7 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
         for players in load.night_smaller}
     results["storm"] = attempt("reconnect storm", catalogue["arcane"], lambda s: storm(s, load))
     results["polls"] = attempt("long-poll answers", catalogue["arcane"], lambda s: polls(s, load))
+    results["hosts"] = run_hosts(load, sys.modules[__name__])
     results["machine"] = {"reference_ms": [speed_before, reference_ms()],
                           "steal_percent": steal_percent(ticks_before, cpu_ticks())}
     return results
@@ -366,6 +370,70 @@ def ablation_table(results: dict[str, Any]) -> str:
 SMOKE_NOTE = ("\n\n**A smoke run:** at this load the figures are noise (a few clients for a second or two, on a\n"
               "shared machine); they show the harness works, not what a fast path buys. `make bench\n"
               "BENCH_ARGS=--ablation` gives the figures that count.")
+
+
+HOSTS_HEADING = "\n## PostgreSQL, and several hosts behind the balancer"
+
+
+def hosts_section(results: dict[str, Any], command: str, load: Load) -> str:
+    if "failed" in results:
+        return f"{HOSTS_HEADING}\n\nNot measured: {results['failed']}.\n"
+    lines = [HOSTS_HEADING, "", f"Written by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+             f"(bench/hosts.py): the chat_message fan-out ({load.fan_clients:,} websocket clients in "
+             f"{load.fan_rooms} rooms) on a SQLite file, on PostgreSQL, and through HAProxy (deploy/haproxy.cfg) "
+             f"in front of one host and of two on one PostgreSQL and one Redis; then the "
+             f"{load.night_players:,}-player game night on PostgreSQL. {load.fan_runs} runs of each fan-out and "
+             f"{load.night_runs} of the night, taking turns, fresh processes and database each; the median counts. "
+             "Everything, the load generator included, shares this 2-core machine: the CPU time of each part per "
+             "delivered message is what sizes a deployment (docs/deploy.md). Machine: " + machine() + ".", "",
+             "| run | deliveries/s (median) | every run | p50 ms | p99 ms | CPU µs per delivery: hosts / PostgreSQL / Redis / balancer / load generator |",
+             "|---|---|---|---|---|---|"]
+    names = {"sqlite": "SQLite, one host", "postgresql": "PostgreSQL, one host",
+             "one_host": "PostgreSQL + Redis, one host behind HAProxy", "two_hosts": "PostgreSQL + Redis, two hosts behind HAProxy"}
+    for key, label in names.items():
+        r = results.get(key, {"failed": "not run"})
+        if "failed" in r:
+            lines.append(f"| {label} | failed: {r['failed']} | | | | |")
+            continue
+        cpu = r.get("cpu_us_per_delivery", {})
+        parts = " / ".join(str(cpu.get(p, "-")) for p in ("hosts", "postgresql", "redis", "balancer", "load generator"))
+        runs = ", ".join(f"{v:,}" if isinstance(v, int) else f"failed: {v}" for v in r.get("runs", []))
+        lines.append(f"| {label} | {r['deliveries_per_s']:,} | {runs} | {r['p50_ms']} | {r['p99_ms']} | {parts if cpu else '-'} |")
+    night = results.get("night_postgresql", {"failed": "not run"})
+    lines += ["", "| target | measured | |", "|---|---|---|"]
+    sqlite, pg = results.get("sqlite", {}), results.get("postgresql", {})
+    one, two = results.get("one_host", {}), results.get("two_hosts", {})
+
+    def ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+        if "deliveries_per_s" not in a or "deliveries_per_s" not in b or not b["deliveries_per_s"]:
+            return None
+        return round(float(a["deliveries_per_s"]) / float(b["deliveries_per_s"]), 2)
+
+    on_pg, doubled = ratio(pg, sqlite), ratio(two, one)
+    lines.append(f"| chat fan-out on PostgreSQL >= 0.7x SQLite | {on_pg}x | {'met' if on_pg and on_pg >= 0.7 else 'NOT met'} |")
+    lines.append(f"| two hosts >= 1.3x one host, behind the balancer | {doubled}x | {'met' if doubled and doubled >= 1.3 else 'NOT met'} |")
+    if "failed" in night:
+        lines.append(f"| game night on PostgreSQL, p99 <= 50 ms on every transport | failed: {night['failed']} | NOT met |")
+    else:
+        worst = worst_p99(night)
+        lines.append(f"| game night on PostgreSQL, p99 <= 50 ms on every transport | worst {worst} ms{of_runs(night)} "
+                     f"| {'met' if worst <= 50 else 'NOT met'} |")
+        lines += ["", *night_runs_line(night), *night_rows(night)]
+    return "\n".join(lines) + "\n"
+
+
+def write_hosts(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
+    """Put the hosts' section into the report, keeping the rest of it."""
+    previous = out.read_text() if out.exists() else "# Benchmarks\n"
+    section = hosts_section(results, command, load)
+    if HOSTS_HEADING in previous:
+        head, rest = previous.split(HOSTS_HEADING, 1)
+        tail = rest[rest.index("\n## "):] if "\n## " in rest else ""
+    elif "\n## Ablation" in previous:
+        head, tail = previous[:previous.index("\n## Ablation")], previous[previous.index("\n## Ablation"):]
+    else:
+        head, tail = previous, ""
+    out.write_text(head.rstrip("\n") + "\n" + section + tail)
 
 
 def write_ablation(results: dict[str, Any], out: Path, command: str, load: Load) -> None:
@@ -699,7 +767,7 @@ def write_report(results: dict[str, Any], out: Path, command: str, load: Load) -
     # The "Soak" section is written by hand from `make soak` (bench/soak.py), the "Ablation"
     # one by `bench/run.py --ablation`: keep them.
     previous = out.read_text() if out.exists() else ""
-    kept = [previous.index(heading) for heading in ("\n## Ablation", "\n## Soak") if heading in previous]
+    kept = [previous.index(heading) for heading in (HOSTS_HEADING, "\n## Ablation", "\n## Soak") if heading in previous]
     soak = previous[min(kept):] if kept else ""
     out.write_text(f"""# Benchmarks
 
@@ -766,8 +834,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--ablation", action="store_true",
                         help="only this server, with each fast path alone off; updates the report's Ablation section")
+    parser.add_argument("--hosts", action="store_true",
+                        help="only PostgreSQL and the hosts behind the balancer; updates the report's section on them")
     args = parser.parse_args()
     load = SMOKE if args.smoke else Load()
+    if args.hosts:
+        command = "bench/run.py --hosts" + (" --smoke" if args.smoke else "")
+        hosts = run_hosts(load, sys.modules[__name__])
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_hosts(hosts, args.out, command, load)
+        args.out.with_name(args.out.stem + "-hosts.json").write_text(json.dumps(hosts, indent=1))
+        print(hosts_section(hosts, command, load))
+        print(f"\nwrote the hosts' section into {args.out}", file=sys.stderr)
+        return
     if args.ablation:
         command = "bench/run.py --ablation" + (" --smoke" if args.smoke else "")
         ablation = run_ablation(load)
@@ -784,6 +863,7 @@ def main() -> None:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_report(results, args.out, command, load)
+    write_hosts(results["hosts"], args.out, command, load)
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out} and {args.out.with_suffix('.png').name}", file=sys.stderr)
 

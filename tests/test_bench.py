@@ -45,6 +45,12 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     assert smaller["players"] == 4 and all(smaller["chat_deliveries"][t] > 0 for t in smaller["chat_deliveries"])
     assert results["storm"]["complete"] == results["storm"]["players"] == 8
     assert results["polls"]["polls"] > 0 and results["polls"]["errors"] == 0
+    hosts = results["hosts"]  # bench/hosts.py: PostgreSQL, then one and two hosts behind HAProxy
+    for key in ("sqlite", "postgresql", "one_host", "two_hosts"):
+        assert hosts[key]["deliveries_per_s"] > 0 and len(hosts[key]["runs"]) == 3, (key, hosts[key])
+    assert all(hosts["two_hosts"]["cpu_s"][part] >= 0 for part in ("hosts", "postgresql", "redis", "balancer"))
+    assert hosts["two_hosts"]["cpu_us_per_delivery"]["hosts"] > 0
+    assert all(hosts["night_postgresql"]["chat_deliveries"][t] > 0 for t in ("websocket", "sse", "longpoll"))
     assert all(ms > 0 for ms in results["machine"]["reference_ms"]) and len(results["machine"]["reference_ms"]) == 2
     assert 0 <= results["machine"]["steal_percent"] <= 100
 
@@ -52,7 +58,9 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     for heading in ("## Targets", "### Fan-out saturation", "### Memory", "### Game night",
                     "### Game night at fewer players", "### Long-poll answers", "### Reconnect storm",
                     "### Game night, SSE and long-poll players acting over HTTP",
-                    "| HTTP chat posts/s >= 0.5x chat_message over a socket |"):
+                    "| HTTP chat posts/s >= 0.5x chat_message over a socket |",
+                    "## PostgreSQL, and several hosts behind the balancer",
+                    "| two hosts >= 1.3x one host, behind the balancer |"):
         assert heading in report
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
     assert "The median of 2 runs by worst p99" in report and "The load generator's own event loop" in report
