@@ -21,7 +21,6 @@ from arcane.store import Store
 # The caller's whole view of the game (GameService.view), with its `seq`: what a client
 # that cannot be caught up from the log gets instead, as `reconnect_sync`.
 Snapshot = Callable[[Identity], Awaitable[dict[str, Any]]]
-EpochOf = Callable[[str], Awaitable[str]]
 EPOCH_MAX = 64  # characters of an epoch a client may send back
 
 # A seq is an SQLite INTEGER (signed 64-bit): no cursor past this can name an event, and
@@ -107,24 +106,23 @@ class Feed:
     """
 
     def __init__(self, bus: Bus, ident: Identity, *, store: Store, snapshot: Snapshot,
-                 epoch_of: EpochOf | None = None, maxsize: int = 1000) -> None:
+                 maxsize: int = 1000) -> None:
         self.ident = ident
         self.cursor = 0
         self._sub: Subscription = bus.open_subscription(ident.game_code, maxsize=maxsize)
         self._recent = bus.recent
         self._store = store
         self._snapshot = snapshot
-        self._epoch_of = epoch_of
         self.seat_closed = False
 
     @property
     def closed(self) -> bool:
         return self._sub.closed
 
-    async def start(self, after: int | None, epoch: str | None = None) -> CatchUp:
+    async def start(self, after: int | None, epoch: str | None = None, *, current: str = "") -> CatchUp:
         """Catch up from `after`, a cursor of the stream's `epoch` (None: the client does not
-        know it); a cursor of another epoch gets a snapshot, never a replay."""
-        current = await self._epoch_of(self.ident.game_code) if self._epoch_of is not None else ""
+        know it). `current` is the stream's epoch now, read with the caller's seat
+        (`Member.epoch`): a cursor of another epoch gets a snapshot, never a replay."""
         if epoch is not None and epoch != current:
             after = None
         result = await catch_up(self._store, self._snapshot, self.ident, after, self._recent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,12 @@ from arcane.presence import Presence
 from tests.streams import Poller, sse_for, visible_log
 from tests.support import LiveServer, Player, seat_party, serving
 from tests.logs import subscribers
+
+
+def without_epoch(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer but its `epoch` (tests/test_epoch.py checks that one)."""
+    assert isinstance(answer.get("epoch"), str) and len(answer["epoch"]) == 8, answer
+    return {k: v for k, v in answer.items() if k != "epoch"}
 
 
 async def close_all(*things: Player | Poller) -> None:
@@ -29,7 +36,7 @@ async def test_a_poll_with_events_after_the_cursor_answers_at_once(server: LiveS
     poller = Poller(ann, after=1, timeout=30)
     try:
         body = await poller.poll()
-        assert set(body) == {"events", "last_seq", "recovered"}
+        assert set(body) == {"events", "last_seq", "recovered", "epoch"} and len(body["epoch"]) == 8
         assert body["recovered"] is True and body["last_seq"] == 3
         assert [(e["seq"], e["event"]) for e in body["events"]] == [(2, "player_joined"), (3, "chat_message")]
         chat = body["events"][1]["data"]
@@ -92,10 +99,10 @@ async def test_a_quiet_poll_answers_an_empty_list_after_its_timeout(tmp_path: Pa
         poller = Poller(ann, after=2, timeout=0.2)
         try:
             await poller.poll()
-            assert await poller.poll() == {"events": [], "last_seq": 2, "recovered": True}
+            assert without_epoch(await poller.poll()) == {"events": [], "last_seq": 2, "recovered": True}
             # Asked for 100 s, capped at poll_timeout_max: answered well within the client's 10 s.
             response = await poller.request(after=2, timeout=100)
-            assert response.json() == {"events": [], "last_seq": 2, "recovered": True}
+            assert without_epoch(response.json()) == {"events": [], "last_seq": 2, "recovered": True}
             assert response.headers["cache-control"] == "no-store"
         finally:
             await close_all(poller, ann, bob)
@@ -204,7 +211,7 @@ async def test_shutdown_answers_a_waiting_poll(server: LiveServer) -> None:
         assert not waiting.done()
         server.runtime.begin_shutdown()
         body = await asyncio.wait_for(waiting, 5)
-        assert body == {"events": [], "last_seq": 2, "recovered": True}
+        assert without_epoch(body) == {"events": [], "last_seq": 2, "recovered": True}
     finally:
         await close_all(poller, ann, bob)
 

@@ -48,7 +48,8 @@ async def test_the_official_javascript_client_joins_and_receives_events(server: 
     assert await asyncio.wait_for(proc.wait(), 20) == 0, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
 
     join = next(line for line in lines if line["name"] == "join_game_room")
-    assert join["data"] == {"ok": True, "seq": 2, "recovered": False}
+    assert join["data"] == {"ok": True, "seq": 2, "recovered": False, "epoch": join["data"]["epoch"]}
+    assert isinstance(join["data"]["epoch"], str) and len(join["data"]["epoch"]) == 8
     events = [(line["name"], line["data"]) for line in lines if line["kind"] == "event"]
     assert events[0][0] == "reconnect_sync"
     chats = [data["text"] for name, data in events if name == "chat_message"]  # type: ignore[index]

@@ -80,7 +80,7 @@ async def test_a_cursor_older_than_the_log_or_missing_gets_one_snapshot(tmp_path
 
         for cursor in (1, None, last + 100):
             tab = await socket_for(bram, last_seq=cursor)
-            assert tab.join_ack == {"ok": True, "seq": last, "recovered": False}
+            assert tab.join_ack == {"ok": True, "seq": last, "recovered": False, "epoch": tab.join_ack["epoch"]}
             syncs = [d for e, d in tab.received if e == "reconnect_sync"]
             assert len(syncs) == 1
             assert syncs[0]["recovered"] is False and syncs[0]["seq"] == last

@@ -21,7 +21,7 @@ class Following:
 
     def __init__(self, rt: Services, ident: Identity) -> None:
         self._rt = rt
-        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view, epoch_of=rt.service.epoch,
+        self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view,
                           maxsize=rt.settings.stream_buffer)
 
     async def __aenter__(self) -> Feed:

@@ -74,7 +74,7 @@ async def _answer(rt: Services, ident: Identity, member: Member, after: int | No
                           conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
     backlog = Backlog.of(rt.settings)
     async with Following(rt, ident) as feed:
-        start = await feed.start(after, epoch)
+        start = await feed.start(after, epoch, current=member.epoch)
         collected = Answer(ident, start)
         pump = Pump(feed, collected, backlog)
         pump.start(None)  # the catch-up is in hand: then what came meanwhile, then live events

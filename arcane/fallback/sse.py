@@ -80,7 +80,7 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
             # The headers are out: the body's chunks may go direct.
             events = EventStream(ChunkWriter.over(send), ident)
             try:
-                start = await feed.start(after, epoch)
+                start = await feed.start(after, epoch, current=member.epoch)
             except ArcaneError as error:
                 if error.code is not ErrorCode.NOT_IN_GAME:
                     raise

@@ -64,6 +64,7 @@ class Member:
     divine_favor: dict[str, int]
     questions: tuple[str, ...]
     seen_at: float = 0.0  # when its token or cookie was last used (time.time())
+    epoch: str = ""  # its game's stream epoch, read with the seat (`GameRecord.epoch`)
 
     @property
     def is_player(self) -> bool:

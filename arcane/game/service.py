@@ -20,8 +20,8 @@ from arcane.game.content import questions
 from arcane.game.records import GameRecord, Identity, Member, Seat
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
 from arcane.store import KeyedReads, Store
-from arcane.store.games import (game_epochs, games_waiting_for_a_scenario, load_answers, load_choices, load_game,
-                                load_history, load_members, load_members_by_key, load_scenario)
+from arcane.store.games import (games_waiting_for_a_scenario, load_answers, load_choices, load_game, load_history,
+                                load_members, load_members_by_key, load_scenario)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,6 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # A seat's last use is written when it is older than this share of ARCANE_TOKEN_TTL: a write
 # per seat every two days or so by default, not one per request.
 RENEW_AFTER = 1 / 16
-EPOCHS_KEPT = 100_000  # games whose epoch a process keeps in memory (a few MB at most)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -82,10 +81,6 @@ class GameService:
         self._retries: dict[str, asyncio.Task[None]] = {}
         # Every request resolves its caller's seat: those that come together share a read.
         self._members: KeyedReads[tuple[str, str], Member] = KeyedReads(store, load_members_by_key)
-        # Each game's epoch, read once per process: it changes only while every server is
-        # stopped (`python -m arcane new-epoch`, after a restore).
-        self._epochs: dict[str, str] = {}
-        self._epoch_reads: KeyedReads[str, str] = KeyedReads(store, game_epochs)
         self._renewing: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -109,18 +104,6 @@ class GameService:
         if game is None:
             raise ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {code}")
         return game
-
-    async def epoch(self, code: str) -> str:
-        """The game's stream epoch ('' for a game that does not exist)."""
-        known = self._epochs.get(code)
-        if known is None:
-            known = await self._epoch_reads.get(code)
-            if known is None:
-                return ""
-            if len(self._epochs) >= EPOCHS_KEPT:
-                self._epochs.clear()
-            self._epochs[code] = known
-        return known
 
     async def member(self, ident: Identity) -> Member:
         member = await self._members.get((normalize_code(ident.game_code), ident.player_id))

@@ -192,9 +192,9 @@ class Realtime:
         await self._leave(conn)
         slot = self.rt.limits.connections.open(identity=ident.rate_key)
         feed = Feed(self.rt.bus, ident, store=self.rt.store, snapshot=self.rt.service.view,
-                    epoch_of=self.rt.service.epoch, maxsize=self.rt.settings.stream_buffer)
+                    maxsize=self.rt.settings.stream_buffer)
         try:
-            first = await feed.start(last_seq, epoch)
+            first = await feed.start(last_seq, epoch, current=member.epoch)
         except BaseException:
             feed.close()
             slot.release()

@@ -48,7 +48,7 @@ def _member(row: Any) -> Member:
         position=row["position"], player_class=row["player_class"],
         divine_favor=json.loads(row["divine_favor"] or "{}"),
         questions=tuple(json.loads(row["questions"] or "[]")),
-        seen_at=row["seen_at"],
+        seen_at=row["seen_at"], epoch=row["epoch"] if "epoch" in row.keys() else "",
     )
 
 
@@ -60,7 +60,8 @@ async def load_members_by_key(db: Reader, keys: list[tuple[str, str]]) -> dict[t
     keyed = ("SELECT k->>0, k->>1 FROM jsonb_array_elements(?::jsonb) AS k" if db.dialect == "postgresql"
              else "SELECT value->>0, value->>1 FROM json_each(?)")
     rows = await db.fetchall(
-        f"SELECT game_code, {_MEMBER_COLUMNS} FROM players WHERE (game_code, player_id) IN ({keyed})",
+        f"SELECT game_code, {_MEMBER_COLUMNS}, (SELECT epoch FROM games WHERE code = game_code) AS epoch"
+        f" FROM players WHERE (game_code, player_id) IN ({keyed})",
         (json.dumps(keys),),
     )
     return {(row["game_code"], row["player_id"]): _member(row) for row in rows}
@@ -177,15 +178,6 @@ async def insert_game(db: Writes, code: str, phase: str, max_players: int, party
 def new_epoch() -> str:
     """A stream's epoch: 8 hex digits, new for each game and at each reset or restore."""
     return secrets.token_hex(4)
-
-
-async def game_epochs(db: Reader, codes: list[str]) -> dict[str, str]:
-    """The epochs of these games (those that exist), in one statement."""
-    if not codes:
-        return {}
-    rows = await db.fetchall(f"SELECT code, epoch FROM games WHERE code IN ({', '.join('?' * len(codes))})",
-                             tuple(codes))
-    return {row["code"]: row["epoch"] for row in rows}
 
 
 async def renew_epochs(db: Writes, codes: Sequence[str] = ()) -> int:
