@@ -15,7 +15,7 @@ import abc
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -58,6 +58,19 @@ class Job(NamedTuple):
     action: Action
     item: Any
     future: asyncio.Future[Any]
+
+
+def runs_of(jobs: list[Job]) -> Iterator[tuple[Action, int, int]]:
+    """The batch as runs of one action: (the action, where its run starts, where it ends).
+    Each run is one call of the action, in one savepoint."""
+    start = 0
+    while start < len(jobs):
+        action = jobs[start].action
+        end = start
+        while end < len(jobs) and jobs[end].action is action:
+            end += 1
+        yield action, start, end
+        start = end
 
 
 class Store(abc.ABC):

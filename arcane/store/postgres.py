@@ -32,7 +32,7 @@ import asyncpg
 from arcane import jsoncodec
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event, audiences
-from arcane.store.engine import Job, Store, _snapshot_owner
+from arcane.store.engine import Job, Store, _snapshot_owner, runs_of
 from arcane.store.schema import POSTGRES_MIGRATIONS
 from arcane.store.writes import Entry, Writes, _numbered
 
@@ -173,12 +173,7 @@ class PostgresStore(Store):
         results: list[Any] = []
         events: list[Event] = []
         async with conn.transaction():
-            start = 0
-            while start < len(jobs):
-                action = jobs[start].action
-                end = start
-                while end < len(jobs) and jobs[end].action is action:
-                    end += 1
+            for action, start, end in runs_of(jobs):
                 writes = PgWrites(conn, self.retention)
                 savepoint = conn.transaction()
                 await savepoint.start()
@@ -196,7 +191,6 @@ class PostgresStore(Store):
                     await savepoint.commit()
                     results.extend(answered)
                     events.extend(writes.events)
-                start = end
         return results, events
 
     @asynccontextmanager

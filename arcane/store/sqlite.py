@@ -18,7 +18,7 @@ import aiosqlite
 from arcane import jsoncodec
 from arcane.events import Event, audiences
 from arcane.serving import aiosqlite as serving_aiosqlite
-from arcane.store.engine import Job, Store, _snapshot_owner, _uninterrupted
+from arcane.store.engine import Job, Store, _snapshot_owner, _uninterrupted, runs_of
 from arcane.store.schema import MIGRATIONS
 from arcane.store.writes import SqliteWrites, drive
 
@@ -42,12 +42,7 @@ def _run_batches(db: sqlite3.Connection, jobs: list[Job], retention: int) -> tup
     results: list[Any] = []
     events: list[Event] = []
     try:
-        start = 0
-        while start < len(jobs):
-            action = jobs[start].action
-            end = start
-            while end < len(jobs) and jobs[end].action is action:
-                end += 1
+        for action, start, end in runs_of(jobs):
             db.execute("SAVEPOINT action")
             writes = SqliteWrites(db, retention)
             try:
@@ -63,7 +58,6 @@ def _run_batches(db: sqlite3.Connection, jobs: list[Job], retention: int) -> tup
                 db.execute("RELEASE action")
                 results.extend(answered)
                 events.extend(writes.events)
-            start = end
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
