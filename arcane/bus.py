@@ -83,11 +83,16 @@ class Bus:
 
     def __init__(self) -> None:
         self._by_game: dict[str | None, set[Subscription]] = {}
+        # The last seq published here, by game: what this process has heard of (arcane/logwatch.py).
+        self.heard: dict[str, int] = {}
         # Set by the runtime: the last events of each game, for catch-ups (arcane/recent.py).
         self.recent: RecentEvents | None = None
 
     def publish(self, events: Iterable[Event]) -> None:
+        heard = self.heard
         for event in events:
+            if event.seq is not None and event.seq > heard.get(event.game_code, 0):
+                heard[event.game_code] = event.seq
             if self.recent is not None:
                 self.recent.record(event)
             for key in (event.game_code, None):
@@ -102,6 +107,15 @@ class Bus:
             if game_code is None or key == game_code:
                 for sub in tuple(subs):
                     sub.deliver(Resync(key))
+
+    def followed_games(self) -> list[str]:
+        """The games this process has live subscribers in."""
+        return [code for code, subs in self._by_game.items() if code is not None and subs]
+
+    def forget_heard(self, followed: set[str]) -> None:
+        """Keep what was heard only of the games still followed."""
+        for code in [code for code in self.heard if code not in followed]:
+            del self.heard[code]
 
     def open_subscription(self, game_code: str | None, *, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, game_code, maxsize)

@@ -34,6 +34,7 @@ from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import SocketServer, create_server
 from arcane.routes import api, errors, legacy, pages
+from arcane.logwatch import LogWatch
 from arcane.store import connect
 from arcane.transports import Services
 
@@ -60,6 +61,7 @@ class Runtime:
     realtime: Realtime | None = None
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _shutdown_watch: asyncio.Task[None] | None = None
+    _log_watch: LogWatch | None = None
 
     async def start(self) -> None:
         self.services.closing.clear()
@@ -67,6 +69,9 @@ class Runtime:
         await self.services.bus.start()
         await self.services.presence.start()
         await self.services.service.resume_waiting_games()
+        if self.cluster is not None:  # one process hears everything itself: nothing to watch
+            self._log_watch = LogWatch(self.services.bus, self.services.store)
+            self._log_watch.start()
         self._shutdown_watch = shutdown.watch(self.begin_shutdown)
         # What is loaded by now (modules, the app) lives as long as the process: leave it out
         # of every later collection.
@@ -92,6 +97,8 @@ class Runtime:
         await asyncio.gather(*self._closing_tasks, return_exceptions=True)
         await self.sio.shutdown()
         await self.services.presence.close()
+        if self._log_watch is not None:
+            await self._log_watch.stop()
         await self.services.service.close()
         await self.services.bus.stop()
         if self.cluster is not None:
