@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +18,10 @@ def player_audience(player_id: str) -> str:
     return f"player:{player_id}"
 
 
+@lru_cache(maxsize=16_384)  # asked for every delivery: a viewer's tuple is made once
 def audiences(player_id: str | None) -> tuple[str, ...]:
     """The audiences whose events a viewer may see: the one place that decides it. The log's
-    reads ask for exactly these (arcane/store/engine.py); the bus's deliveries check them."""
+    reads ask for exactly these (arcane/store/*.py); the bus's deliveries check them."""
     return (ROOM,) if player_id is None else (ROOM, player_audience(player_id))
 
 
