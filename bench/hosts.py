@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.postgres import PostgresServer  # noqa: E402  (a cluster of our own, as the tests start)
+from tests.postgres import PostgresServer, _bin_dir  # noqa: E402  (a cluster of our own, as the tests start)
 
 TICK = os.sysconf("SC_CLK_TCK")
 SECRET = "bench-secret-" + "k" * 40
@@ -174,6 +174,8 @@ def run_hosts(load: Any, harness: Any) -> dict[str, Any]:
     """The section's figures; `harness` is bench/run.py (its load generator and Server)."""
     if shutil.which("redis-server") is None or not (shutil.which("haproxy") or Path("/usr/sbin/haproxy").exists()):
         return {"failed": "redis-server or haproxy is not installed"}
+    if _bin_dir() is None:
+        return {"failed": "PostgreSQL is not installed (initdb, pg_ctl)"}
     pg = PostgresServer()
     pg.start()
     try:

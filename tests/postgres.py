@@ -37,6 +37,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def require_postgresql() -> None:
+    """Outside CI a machine without PostgreSQL skips, saying so; in CI it fails."""
+    if _bin_dir() is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql: initdb, pg_ctl)"
+        import pytest
+
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 class PostgresServer:
     """One throwaway cluster: trust authentication on loopback, user `arcane`, no fsync (the
     tests kill processes, never the machine; synchronous_commit stays on, so a killed server
@@ -45,12 +56,8 @@ class PostgresServer:
     def __init__(self) -> None:
         bin_dir = _bin_dir()
         if bin_dir is None:
-            message = "PostgreSQL is not installed (apt-get install postgresql: initdb, pg_ctl)"
-            import pytest  # only the tests come here; `make bench` checks first (bench/hosts.py)
-
-            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-                pytest.fail(message)
-            pytest.skip(message)
+            require_postgresql()  # skips (or fails in CI); `make bench` checks first (bench/hosts.py)
+        assert bin_dir is not None
         self.bin = bin_dir
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="arcane-pg-"))

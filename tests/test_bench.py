@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests.postgres import require_postgresql
 from tests.support import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
     require_tool("node")
     require_tool("npm")
+    require_tool("redis-server")  # bench/hosts.py: PostgreSQL, Redis and HAProxy
+    if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
+        require_tool("haproxy")
+    require_postgresql()
     subprocess.run(["bash", "bench/peers/setup.sh", "--load-only"], cwd=ROOT, check=True, timeout=300)
     out = tmp_path / "benchmarks.md"
     run = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--peers", "bare", "--out", str(out)],
