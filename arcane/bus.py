@@ -83,15 +83,16 @@ class Bus:
 
     def __init__(self) -> None:
         self._by_game: dict[str | None, set[Subscription]] = {}
-        # The last seq published here, by game: what this process has heard of (arcane/logwatch.py).
-        self.heard: dict[str, int] = {}
+        # The last seq published here, by game: what this process has heard of. Kept only while
+        # a LogWatch reads it (several processes); one process hears everything itself.
+        self.heard: dict[str, int] | None = None
         # Set by the runtime: the last events of each game, for catch-ups (arcane/recent.py).
         self.recent: RecentEvents | None = None
 
     def publish(self, events: Iterable[Event]) -> None:
         heard = self.heard
         for event in events:
-            if event.seq is not None and event.seq > heard.get(event.game_code, 0):
+            if heard is not None and event.seq is not None and event.seq > heard.get(event.game_code, 0):
                 heard[event.game_code] = event.seq
             if self.recent is not None:
                 self.recent.record(event)
@@ -114,8 +115,9 @@ class Bus:
 
     def forget_heard(self, followed: set[str]) -> None:
         """Keep what was heard only of the games still followed."""
-        for code in [code for code in self.heard if code not in followed]:
-            del self.heard[code]
+        heard = self.heard or {}
+        for code in [code for code in heard if code not in followed]:
+            del heard[code]
 
     def open_subscription(self, game_code: str | None, *, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, game_code, maxsize)

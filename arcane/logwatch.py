@@ -27,6 +27,8 @@ CHUNK = 500  # games per statement
 class LogWatch:
     def __init__(self, bus: Bus, store: Store, *, interval: float = INTERVAL) -> None:
         self._bus = bus
+        if bus.heard is None:
+            bus.heard = {}  # from now on the bus notes what it hears
         self._store = store
         self._interval = interval
         self._logged: dict[str, int] = {}  # the last reading: game -> its log's last seq
@@ -58,12 +60,13 @@ class LogWatch:
             rows = await self._store.fetchall(
                 f"SELECT code, last_seq FROM games WHERE code IN ({', '.join('?' * len(chunk))})", tuple(chunk))
             logged.update((row[0], int(row[1])) for row in rows)
-        behind = [code for code, last in self._logged.items()
-                  if code in logged and last > self._bus.heard.get(code, 0)]
+        heard = self._bus.heard
+        assert heard is not None
+        behind = [code for code, last in self._logged.items() if code in logged and last > heard.get(code, 0)]
         for code in behind:
             log.info("game %s: its log holds events this process never heard of; its feeds read them", code)
             self._bus.resync(code)
-            self._bus.heard[code] = self._logged[code]
+            heard[code] = self._logged[code]
         self._logged = logged
         self._bus.forget_heard(set(games))
         return behind

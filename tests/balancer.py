@@ -12,9 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.cluster import Node, RedisServer, free_port
+from tests.cluster import Node, RedisServer, answers_healthz, free_port
 from tests.postgres import postgres
 from tests.support import ADDRESS_LIMITS_OFF, IN_CI
 
@@ -49,14 +47,8 @@ class Balancer:
         self.proc = await asyncio.create_subprocess_exec(
             haproxy_binary(), "-db", "-f", str(CONFIG), env=env, cwd=str(workdir),
             stdout=asyncio.subprocess.DEVNULL, stderr=open(workdir / "haproxy.log", "wb"))
-        async with httpx.AsyncClient(base_url=self.url) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
+        if await answers_healthz(self.url, 10.0):
+            return
         raise AssertionError(f"haproxy did not start: {(workdir / 'haproxy.log').read_text()[-2000:]}")
 
     async def stop(self) -> None:

@@ -68,6 +68,19 @@ class RedisServer:
             await self.proc.wait()
 
 
+async def answers_healthz(url: str, timeout: float) -> bool:
+    """Whether the server at `url` answers GET /healthz with 200 within `timeout` seconds."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        for _ in range(int(timeout / 0.05)):
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    return False
+
+
 @dataclass
 class Node:
     """One `hypercorn arcane:app` process of the cluster."""
@@ -89,15 +102,8 @@ class Node:
             "--graceful-timeout", "5", *self.args, env=self.env, cwd=str(self.cwd),
             start_new_session=True,  # its own process group: hypercorn and its worker processes
         )
-        async with httpx.AsyncClient(base_url=self.url) as client:
-            for _ in range(int(START_TIMEOUT / 0.05)):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"node {self.name} did not start")
+        if not await answers_healthz(self.url, START_TIMEOUT):
+            raise AssertionError(f"node {self.name} did not start")
 
     async def kill(self) -> None:
         """A crash: SIGKILL to hypercorn and its workers, no goodbye to anyone."""
