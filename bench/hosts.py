@@ -153,20 +153,28 @@ def _raise_fd_limit() -> None:
 
 
 def measured(deployment: Deployment, work: Any, tree: Any) -> dict[str, Any]:
-    """`work(deployment)`'s figures, with each part's CPU seconds and per delivery (µs)."""
+    """`work(deployment, on_window)`'s figures, with each part's CPU seconds inside the load
+    generator's measuring window (connecting, joining and warming up left out), and per
+    delivery in µs: what sizes a deployment."""
     deployment.start()
+    edges: dict[str, dict[str, float]] = {}
+
+    def on_window(line: dict[str, Any]) -> None:
+        sample = {part: cpu_seconds(p) for part, p in deployment.parts.pids(tree).items()}
+        if line["window"] == "closed":
+            sample["load generator"] = float(line["cpu_s"])
+        edges[line["window"]] = sample
+
     try:
-        pids = deployment.parts.pids(tree)
-        before = {part: cpu_seconds(p) for part, p in pids.items()} | {"load generator": children_cpu()}
-        figures = dict(work(deployment))
-        after = {part: cpu_seconds(p) for part, p in deployment.parts.pids(tree).items()} | {
-            "load generator": children_cpu()}
+        figures = dict(work(deployment, on_window))
     finally:
         deployment.stop()
     delivered = figures.get("deliveries") or 0
-    figures["cpu_s"] = {part: round(after[part] - before[part], 2) for part in before}
-    figures["cpu_us_per_delivery"] = {part: round(1e6 * (after[part] - before[part]) / delivered, 1) if delivered else None
-                                      for part in before}
+    if "open" in edges and "closed" in edges and delivered:
+        used = {part: edges["closed"][part] - edges["open"].get(part, 0.0) for part in edges["closed"]}
+        figures["cpu_s"] = {part: round(seconds, 2) for part, seconds in used.items()}
+        figures["cpu_us_per_delivery"] = {part: round(1e6 * seconds / delivered, 1) for part, seconds in used.items()}
+        figures["cores_busy"] = round(sum(used.values()) / float(figures.get("seconds") or 1), 2)
     return figures
 
 
@@ -190,7 +198,7 @@ def run_hosts(load: Any, harness: Any) -> dict[str, Any]:
                          "two_hosts": "two hosts behind the balancer"}[name]
                 try:
                     figures = measured(Deployment(pg, env, hosts, balanced),
-                                       lambda d: harness.fanout(d, load, "chat_message"), harness._tree)
+                                       lambda d, w: harness.fanout(d, load, "chat_message", w), harness._tree)
                 except Exception as exc:
                     figures = {"failed": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]}
                 harness.report(f"chat fan-out {label} ({number} of {load.fan_runs})", figures)
@@ -199,7 +207,7 @@ def run_hosts(load: Any, harness: Any) -> dict[str, Any]:
         nights = []
         for number in range(1, load.night_runs + 1):
             try:
-                figures = measured(Deployment(pg, env, 1, False), lambda d: harness.game_night(d, load), harness._tree)
+                figures = measured(Deployment(pg, env, 1, False), lambda d, w: harness.game_night(d, load, on_window=w), harness._tree)
             except Exception as exc:
                 figures = {"failed": (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]}
             harness.report(f"game night on PostgreSQL ({number} of {load.night_runs})", figures)

@@ -141,10 +141,26 @@ def servers() -> dict[str, Server]:
 
 # -- running the load generator ---------------------------------------------------------------
 
-def drive(scenario: str, options: dict[str, Any], *, timeout: float = 600) -> dict[str, Any]:
-    proc = subprocess.run(["node", str(LOAD), scenario, json.dumps(options)], cwd=ROOT, capture_output=True,
-                          timeout=timeout, preexec_fn=_raise_fd_limit)
-    return _result(proc.stdout.decode(), proc.stderr.decode())
+def drive(scenario: str, options: dict[str, Any], *, timeout: float = 600,
+          on_window: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Runs one scenario of the load generator; `on_window` is called, as they happen, with its
+    announcements that the measuring window opens and closes."""
+    if on_window is None:
+        proc = subprocess.run(["node", str(LOAD), scenario, json.dumps(options)], cwd=ROOT, capture_output=True,
+                              timeout=timeout, preexec_fn=_raise_fd_limit)
+        return _result(proc.stdout.decode(), proc.stderr.decode())
+    with tempfile.TemporaryFile() as errors:
+        live = subprocess.Popen(["node", str(LOAD), scenario, json.dumps(options)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=errors, preexec_fn=_raise_fd_limit)
+        assert live.stdout is not None
+        lines = []
+        for raw in live.stdout:
+            lines.append(raw.decode())
+            if raw.startswith(b'{"window"'):
+                on_window(json.loads(raw))
+        live.wait(timeout)
+        errors.seek(0)
+        return _result("".join(lines), errors.read().decode())
 
 
 def _result(stdout: str, stderr: str) -> dict[str, Any]:
@@ -157,11 +173,12 @@ def _result(stdout: str, stderr: str) -> dict[str, Any]:
     raise RuntimeError(f"load generator gave no result: {stdout[-500:]} {stderr[-1000:]}")
 
 
-def fanout(server: Server, load: Load, event: str) -> dict[str, Any]:
+def fanout(server: Server, load: Load, event: str,
+           on_window: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     target = "arcane" if server.key == "arcane" else "peer"
     return drive("fanout", {"target": target, "url": server.url, "clients": load.fan_clients,
                             "rooms": load.fan_rooms, "event": event, "duration": load.fan_seconds,
-                            "warmup": load.warmup})
+                            "warmup": load.warmup}, on_window=on_window)
 
 
 def memory(server: Server, load: Load) -> dict[str, Any]:
@@ -204,11 +221,13 @@ def memory(server: Server, load: Load) -> dict[str, Any]:
     return figures
 
 
-def game_night(server: Server, load: Load, players: int | None = None, *, http_actions: bool = False) -> dict[str, Any]:
+def game_night(server: Server, load: Load, players: int | None = None, *, http_actions: bool = False,
+               on_window: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """`http_actions`: the SSE and long-poll players chat and type over HTTP (POST .../chat, .../typing),
     taking turns with a websocket player: a third of the lines come over each transport."""
     return drive("gamenight", {"url": server.url, "games": (players or load.night_players) // 4,
-                               "duration": load.night_seconds, "warmup": load.warmup, "http_actions": http_actions})
+                               "duration": load.night_seconds, "warmup": load.warmup, "http_actions": http_actions},
+                 on_window=on_window)
 
 
 def worst_p99(night: dict[str, Any]) -> float:
@@ -385,20 +404,23 @@ def hosts_section(results: dict[str, Any], command: str, load: Load) -> str:
              f"{load.night_players:,}-player game night on PostgreSQL. {load.fan_runs} runs of each fan-out and "
              f"{load.night_runs} of the night, taking turns, fresh processes and database each; the median counts. "
              "Everything, the load generator included, shares this 2-core machine: the CPU time of each part per "
-             "delivered message is what sizes a deployment (docs/deploy.md). Machine: " + machine() + ".", "",
-             "| run | deliveries/s (median) | every run | p50 ms | p99 ms | CPU µs per delivery: hosts / PostgreSQL / Redis / balancer / load generator |",
-             "|---|---|---|---|---|---|"]
+             "delivered message, read at the edges of the load generator's measuring window (connecting, joining "
+             "and warming up left out), is what sizes a deployment (docs/deploy.md); `cores busy` is all the parts' "
+             "CPU time in the window over its length, of the 2 there are. Machine: " + machine() + ".", "",
+             "| run | deliveries/s (median) | every run | p50 ms | p99 ms | CPU µs per delivery: hosts / PostgreSQL / Redis / balancer / load generator | cores busy |",
+             "|---|---|---|---|---|---|---|"]
     names = {"sqlite": "SQLite, one host", "postgresql": "PostgreSQL, one host",
              "one_host": "PostgreSQL + Redis, one host behind HAProxy", "two_hosts": "PostgreSQL + Redis, two hosts behind HAProxy"}
     for key, label in names.items():
         r = results.get(key, {"failed": "not run"})
         if "failed" in r:
-            lines.append(f"| {label} | failed: {r['failed']} | | | | |")
+            lines.append(f"| {label} | failed: {r['failed']} | | | | | |")
             continue
         cpu = r.get("cpu_us_per_delivery", {})
         parts = " / ".join(str(cpu.get(p, "-")) for p in ("hosts", "postgresql", "redis", "balancer", "load generator"))
         runs = ", ".join(f"{v:,}" if isinstance(v, int) else f"failed: {v}" for v in r.get("runs", []))
-        lines.append(f"| {label} | {r['deliveries_per_s']:,} | {runs} | {r['p50_ms']} | {r['p99_ms']} | {parts if cpu else '-'} |")
+        lines.append(f"| {label} | {r['deliveries_per_s']:,} | {runs} | {r['p50_ms']} | {r['p99_ms']} | {parts if cpu else '-'} "
+                     f"| {r.get('cores_busy', '-')} |")
     night = results.get("night_postgresql", {"failed": "not run"})
     lines += ["", "| target | measured | |", "|---|---|---|"]
     sqlite, pg = results.get("sqlite", {}), results.get("postgresql", {})

@@ -182,6 +182,7 @@ class RoamingSocket:
         self.transports = transports or ["websocket"]
         self.received: list[tuple[str, Any]] = []
         self.joins: list[dict[str, Any]] = []
+        self.failures: list[str] = []  # why a connection or a join failed, in order
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()
@@ -220,14 +221,18 @@ class RoamingSocket:
                 await client.connect(node.url, auth={"token": self.player.token},
                                      transports=self.transports, wait_timeout=5)
                 body = {"game_code": self.player.game_code, "last_seq": self.cursor}
-                self.joins.append(await client.call("join_game_room", body, timeout=10))
-                self._joined.set()
-                await gone.wait()
-            except (socketio.exceptions.SocketIOError, OSError, TimeoutError):
-                pass
+                joined = await client.call("join_game_room", body, timeout=10)
+                self.joins.append(joined)
+                if joined.get("ok"):  # refused (a database away, say): the browser tries again
+                    self._joined.set()
+                    await gone.wait()
+            except Exception as error:  # whatever it was, a browser tab tries again; the test reads why
+                self.failures.append(repr(error))
             finally:
-                await client.disconnect()
-                await session.close()
+                try:
+                    await client.disconnect()
+                finally:
+                    await session.close()
             index += 1
             await asyncio.sleep(0.1)
 

@@ -78,7 +78,8 @@ async def test_a_host_killed_in_a_game_night_behind_the_balancer_loses_nobody_an
                 got = client.logged()
                 raise AssertionError(f"{type(client).__name__} of {player.player_name}: missing "
                                      f"{sorted(set(expected) - set(got))}, extra or doubled "
-                                     f"{[e for e in got if got.count(e) > 1 or e not in expected]}") from None
+                                     f"{[e for e in got if got.count(e) > 1 or e not in expected]}; "
+                                     f"joins {getattr(client, 'joins', '-')}, failures {getattr(client, 'failures', '-')}") from None
             seqs = [seq for seq, _ in client.logged()]
             assert seqs == sorted(set(seqs)), f"{player.player_name}: a duplicate or an event out of order"
             mine = {seq for code, seq in acknowledged if code == player.game_code}

@@ -15,6 +15,7 @@ import socketio
 
 from arcane.store import MIGRATIONS
 from tests.cluster import cluster, on
+from tests.logs import subscribers
 from tests.rawws import RawSocketIO
 from tests.sockets import SocketClient, socket_for
 from tests.streams import Poller, SseStream, sse_for
@@ -134,8 +135,17 @@ async def test_a_player_who_leaves_the_lobby_hears_nothing_more_on_any_transport
     bob_sse = await sse_for(bob)
     await bob_sse.wait_event("reconnect_sync")
     cursor = (await bob.view())["seq"]
+    bus = server.runtime.services.bus
+    listening = subscribers(bus, bob.game_code)
     bob_poll = asyncio.create_task(Poller(bob, after=cursor, timeout=30).poll())
+
+    async def poll_waiting() -> None:
+        while subscribers(bus, bob.game_code) == listening:
+            assert not bob_poll.done(), bob_poll.result()
+            await asyncio.sleep(0.01)
+
     try:
+        await asyncio.wait_for(poll_waiting(), 10)  # the poll waits in the server: then Bob leaves
         assert (await bob.post("/leave")).status_code == 200
         assert (await ann.post("/chat", {"text": "is Bob gone?"})).status_code == 201
         await ann_ws.wait_event("chat_message")

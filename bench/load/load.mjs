@@ -185,8 +185,13 @@ class Samples {
 // includes it, so a report can tell the generator's lag from the server's.
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 
+// The window's edges are announced on stdout ({"window": "open"}, then "closed" with this
+// generator's CPU seconds inside it), so that a harness can read every other process's CPU
+// time over exactly the same window (bench/hosts.py).
 async function measureWindow(o, window) {
   await sleep(o.warmup * 1000);
+  out({ window: "open" });
+  const cpu = process.cpuUsage();
   window.measuring = true;
   loopDelay.reset();
   loopDelay.enable();
@@ -194,6 +199,8 @@ async function measureWindow(o, window) {
   await sleep(o.duration * 1000);
   window.measuring = false;
   loopDelay.disable();
+  const used = process.cpuUsage(cpu);
+  out({ window: "closed", cpu_s: (used.user + used.system) / 1e6 });
   return (now() - started) / 1000;
 }
 
