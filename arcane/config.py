@@ -20,6 +20,7 @@ class Settings:
     max_players: int = 4
     questions_per_player: int = 5
     turns_per_game: int = 8
+    turn_timeout: float = 180.0  # seconds a turn waits for its choices; 0: for ever
     log_retention: int = 10_000
     scenario_timeout: float = 10.0
     cors_origins: tuple[str, ...] = ()
@@ -140,7 +141,7 @@ _BOOLS = {"websocket_compression"}
 _TUPLES = {"cors_origins", "trusted_proxies", "allowed_hosts"}
 MIN_SECRET_KEY_BYTES = 32
 _FLOATS = {
-    "scenario_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
+    "scenario_timeout", "turn_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
     "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max", "presence_ttl",
     "token_ttl", "create_rate_per_minute", "read_rate_per_second", "lookup_failures_per_minute",
 }

@@ -26,15 +26,16 @@ from arcane.store import SqliteStore, connect
 # (table, its columns, the order to read it in): parents first.
 TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("games", ("code", "phase", "max_players", "turn_number", "party_trust", "npcs", "last_seq", "log_floor",
-               "finished_reason", "created_at", "epoch"), "code"),
+               "finished_reason", "created_at", "epoch", "turn_deadline", "rematch_code"), "code"),
     ("players", ("game_code", "player_id", "name", "role", "is_host", "position", "player_class", "divine_favor",
                  "questions", "joined_at", "seen_at"), "game_code, player_id"),
     ("interrogation_answers", ("game_code", "player_id", "question_id", "answer_id", "answered_at"),
      "game_code, player_id, question_id"),
     ("scenarios", ("game_code", "turn_number", "scenario_id", "theme", "title", "public_scene", "options", "whispers",
-                   "created_at"), "game_code, turn_number"),
+                   "created_at", "trap", "resolution"), "game_code, turn_number"),
     ("choices", ("game_code", "turn_number", "player_id", "option_id", "text", "created_at"),
      "game_code, turn_number, player_id"),
+    ("skip_votes", ("game_code", "turn_number", "target_id", "voter_id"), "game_code, turn_number, target_id, voter_id"),
     ("events", ("game_code", "seq", "event", "audience", "payload", "created_at"), "id"),
 )
 CHUNK = 5_000  # rows read and written at a time

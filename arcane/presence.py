@@ -114,6 +114,8 @@ class Presence:
         # Directory calls run one at a time, in the order the transitions happened here.
         self._order = asyncio.Lock()
         self._beat: asyncio.Task[None] | None = None
+        # Told of each player gone past the grace period (the game passes on a host's role).
+        self.on_gone: Callable[[str, str], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         self._order = asyncio.Lock()
@@ -194,6 +196,8 @@ class Presence:
     def _announce(self, event: Event) -> None:
         self._publish([event])
         self._spawn(self._publish_update(event.game_code))
+        if event.name == "player_disconnected" and self.on_gone is not None:
+            self._spawn(self.on_gone(event.game_code, str(event.payload["player_id"])))
 
     async def _publish_update(self, game_code: str) -> None:
         self._publish([Event(game_code, "presence_update", await self.update_payload(game_code))])

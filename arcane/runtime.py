@@ -69,6 +69,7 @@ class Runtime:
         await self.services.bus.start()
         await self.services.presence.start()
         await self.services.service.resume_waiting_games()
+        self.services.service.start_clock()
         if self.cluster is not None:  # one process hears everything itself: nothing to watch
             self._log_watch = LogWatch(self.services.bus, self.services.store)
             self._log_watch.start()
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     presence = Presence(grace=settings.presence_grace, publish=bus.publish, roster=service.roster,
                         directory=cluster.directory if cluster else None)
     service.online = presence.online
+    presence.on_gone = service.player_gone
     sio = create_server(settings)
     quart_app = create_quart(settings)
     # Address and read limits go through the same Limiter as the action limit: shared over Redis.

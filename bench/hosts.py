@@ -80,7 +80,8 @@ class Parts:
         return {"hosts": [p for h in self.hosts for p in tree(h.pid)],
                 "balancer": [self.balancer.pid] if self.balancer else [],
                 "redis": [self.redis.pid] if self.redis else [],
-                "postgresql": self.postgres_pids}
+                # The postmaster's backends are its children: their CPU is theirs until reaped.
+                "postgresql": [p for root in self.postgres_pids for p in tree(root)]}
 
 
 class Deployment:

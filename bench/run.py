@@ -434,6 +434,7 @@ def hosts_section(results: dict[str, Any], command: str, load: Load) -> str:
     on_pg, doubled = ratio(pg, sqlite), ratio(two, one)
     lines.append(f"| chat fan-out on PostgreSQL >= 0.7x SQLite | {on_pg}x | {'met' if on_pg and on_pg >= 0.7 else 'NOT met'} |")
     lines.append(f"| two hosts >= 1.3x one host, behind the balancer | {doubled}x | {'met' if doubled and doubled >= 1.3 else 'NOT met'} |")
+    lines += ceiling_lines(one, two)
     if "failed" in night:
         lines.append(f"| game night on PostgreSQL, p99 <= 50 ms on every transport | failed: {night['failed']} | NOT met |")
     else:
@@ -442,6 +443,28 @@ def hosts_section(results: dict[str, Any], command: str, load: Load) -> str:
                      f"| {'met' if worst <= 50 else 'NOT met'} |")
         lines += ["", *night_runs_line(night), *night_rows(night)]
     return "\n".join(lines) + "\n"
+
+
+def ceiling_lines(one: dict[str, Any], two: dict[str, Any]) -> list[str]:
+    """What the measured costs allow: the most deliveries per second this machine's cores can
+    give each layout (its cores over all parts' CPU per delivery, a host never more than its
+    one core), and what two hosts would give with a core each and the rest elsewhere."""
+    cores = os.cpu_count() or 1
+    cost = {name: r.get("cpu_us_per_delivery") for name, r in (("one", one), ("two", two))}
+    if not all(cost.values()):
+        return []
+    total = {name: sum(c.values()) for name, c in cost.items() if c}
+    host = {name: c["hosts"] for name, c in cost.items() if c}
+    one_cap = min(cores * 1e6 / total["one"], 1e6 / host["one"])
+    two_cap = min(cores * 1e6 / total["two"], 2e6 / host["two"])
+    apart = 2 * host["one"] / host["two"]
+    return ["", f"What these costs allow on this {cores}-core machine, where the balancer, Redis, PostgreSQL and the "
+            f"load generator take {total['one'] - host['one']:.0f} µs per delivery of the cores the hosts need: one host "
+            f"at most {one_cap:,.0f} deliveries/s (a host is one process, one core), two hosts at most {two_cap:,.0f}/s, "
+            f"{two_cap / one_cap:.2f}x. So the 1.3x target cannot be met here whatever the server does. With a core "
+            f"for each host and the other parts on cores of their own, two hosts would deliver {apart:.2f}x one host: "
+            f"each costs {host['two'] / host['one']:.2f}x per delivery, because every host hears and decodes every "
+            "event on the one Redis channel (docs/deploy.md, what breaks first)."]
 
 
 def write_hosts(results: dict[str, Any], out: Path, command: str, load: Load) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import secrets
 import string
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import ROOM, SEAT_CLOSED, Event
-from arcane.game import interrogation
+from arcane.game import interrogation, omens
 from arcane.game.content import NPCS, Scenario, questions
 from arcane.game.records import PLAYER, SPECTATOR, GameRecord, Identity, Member, Seat
 from arcane.game.resolution import Choice, resolve_turn
@@ -69,16 +70,27 @@ async def watch_game(db: Writes, item: tuple[str, str, int]) -> Seat:
     watching = sum(1 for m in await repo.load_members(db, code) if not m.is_player)
     if watching >= max_spectators:  # each one costs every view and event
         raise ArcaneError(ErrorCode.GAME_FULL, f"this game has as many spectators as it takes ({max_spectators})")
-    return await _seat(db, code, name, SPECTATOR)
+    seat = await _seat(db, code, name, SPECTATOR)
+    await db.log(code, "spectator_joined", {"player_id": seat.player_id, "name": name, "watching": watching + 1})
+    return seat
+
+
+@dataclass(frozen=True)
+class Left:
+    next_turn: bool  # the table moved on without them: the next turn needs its scenario
 
 
 @each
-async def leave_game(db: Writes, ident: Identity) -> None:
+async def leave_game(db: Writes, item: tuple[Identity, int]) -> Left:
+    """A player may leave in any phase: the party goes on without them. A choice they made
+    this turn still counts; if they were the last one the turn waited for, it resolves."""
+    ident, turns_per_game = item
     game = await require_game(db, ident.game_code)
     me = await require_member(db, ident)
-    if me.is_player and game.phase != LOBBY:
-        raise ArcaneError(ErrorCode.GAME_STARTED, "players can only leave while in the lobby")
     await _remove_seat(db, game, me, "left")
+    if not me.is_player or game.phase in (LOBBY, FINISHED):
+        return Left(False)
+    return Left(await _move_on(db, await require_game(db, game.code), turns_per_game))
 
 
 async def _remove_seat(db: Writes, game: GameRecord, me: Member, reason: str) -> None:
@@ -86,8 +98,9 @@ async def _remove_seat(db: Writes, game: GameRecord, me: Member, reason: str) ->
     then, last in its log, `seat_closed` to the seat alone, which ends each of its live
     connections on every transport and process (arcane/feed.py)."""
     await repo.delete_seat(db, game.code, me.player_id)
+    members = await repo.load_members(db, game.code)
     if me.is_player:
-        players = [m for m in await repo.load_members(db, game.code) if m.is_player]
+        players = [m for m in members if m.is_player]
         host_id = next((m.player_id for m in players if m.is_host), None)
         if me.is_host and players:
             host_id = players[0].player_id
@@ -95,9 +108,63 @@ async def _remove_seat(db: Writes, game: GameRecord, me: Member, reason: str) ->
         await db.log(game.code, "player_left", {
             "player_id": me.player_id, "player_name": me.name, "player_count": len(players), "host_id": host_id,
         })
-        if not players:
+        if me.is_host and host_id is not None:
+            await db.log(game.code, "host_changed", {"host_id": host_id, "previous_host_id": me.player_id,
+                                                     "reason": "left"})
+        if not players and game.phase != FINISHED:
             await _finish(db, game, "abandoned")
+    else:
+        await db.log(game.code, "spectator_left", {"player_id": me.player_id, "name": me.name,
+                                                   "watching": sum(1 for m in members if not m.is_player)})
     await db.log(game.code, SEAT_CLOSED, {"player_id": me.player_id, "reason": reason}, to_player=me.player_id)
+
+
+async def _move_on(db: Writes, game: GameRecord, turns_per_game: int) -> bool:
+    """After a player went: the interrogation ends when everyone left has a class; a turn
+    resolves when everyone left has chosen. True when a new turn needs its scenario."""
+    players = [m for m in await repo.load_members(db, game.code) if m.is_player]
+    if not players:
+        return False
+    if game.phase == INTERROGATION and all(p.player_class for p in players):
+        await repo.set_phase(db, game.code, PLAYING, turn_number=1)
+        return True
+    if game.phase != PLAYING:
+        return False
+    scenario = await repo.load_scenario(db, game.code, game.turn_number)
+    if scenario is None:
+        return False
+    choices = await repo.load_choices(db, game.code, game.turn_number, players)
+    if any(p.player_id not in choices for p in players):
+        return False
+    return await _resolve(db, game, scenario, [choices[p.player_id] for p in players], turns_per_game)
+
+
+@dataclass(frozen=True)
+class HostPassed:
+    host_id: str | None
+
+
+@each
+async def pass_host(db: Writes, item: tuple[str, str, frozenset[str]]) -> HostPassed:
+    """The host stayed away past the grace period in the lobby or the interrogation: the host
+    role passes to the next player in seat order, one who is online if any is."""
+    code, gone_id, online = item
+    game = await repo.load_game(db, code, lock=True)
+    if game is None or game.phase not in (LOBBY, INTERROGATION):
+        return HostPassed(None)
+    players = [m for m in await repo.load_members(db, code) if m.is_player]
+    host = next((m for m in players if m.is_host), None)
+    if host is None or host.player_id != gone_id:
+        return HostPassed(None)
+    others = [m for m in players if m.player_id != gone_id]
+    after = [m for m in others if m.position > host.position] + [m for m in others if m.position < host.position]
+    heir = next((m for m in after if m.player_id in online), None)
+    if heir is None:
+        return HostPassed(None)  # nobody here to take it: it stays until someone comes back
+    await repo.unmake_host(db, code, gone_id)
+    await repo.make_host(db, code, heir.player_id)
+    await db.log(code, "host_changed", {"host_id": heir.player_id, "previous_host_id": gone_id, "reason": "away"})
+    return HostPassed(heir.player_id)
 
 
 @each
@@ -151,7 +218,11 @@ async def answer(db: Writes, item: tuple[Identity, str, Any]) -> Answered:
         raise validation(f"{answer_id!r} is not an answer to {question.id}")
     favor = interrogation.add_favor(me.divine_favor, chosen)
     await repo.insert_answer(db, game.code, me.player_id, question.id, chosen.id)
-    player_class = interrogation.class_for(favor) if len(pending) == 1 else None
+    player_class = None
+    if len(pending) == 1:
+        taken = {m.player_class for m in await repo.load_members(db, game.code)
+                 if m.is_player and m.player_class and m.player_id != me.player_id}
+        player_class = interrogation.class_for(favor, taken)
     await repo.set_favor(db, game.code, me.player_id, favor, player_class)
     if player_class is None:
         return Answered(None, pending[1:], me.questions, False)
@@ -191,29 +262,109 @@ async def choose(db: Writes, item: tuple[Identity, str | None, str | None, int])
         raise ArcaneError(ErrorCode.ALREADY_CHOSE, "you have already chosen this turn")
     await repo.insert_choice(db, game.code, game.turn_number, me.player_id, option_id, text)
     choices[me.player_id] = Choice(me.player_id, me.name, option_id, text)
-    players = [m for m in members if m.is_player]
-    waiting = [p.player_id for p in players if p.player_id not in choices]
-    progress = {
-        "choices_submitted": len(players) - len(waiting), "total_players": len(players),
-        "all_submitted": not waiting, "waiting_for": waiting,
-    }
+    progress = _progress(members, choices)
     await db.log(game.code, "player_chose", {"player_id": me.player_id, "player_name": me.name} | progress)
     next_turn = False
-    if not waiting:
+    if progress["all_submitted"]:
+        players = [m for m in members if m.is_player]
         next_turn = await _resolve(db, game, scenario, [choices[p.player_id] for p in players], turns_per_game)
     return Chosen(progress, next_turn)
+
+
+def _progress(members: list[Member], choices: dict[str, Choice]) -> dict[str, Any]:
+    players = [m for m in members if m.is_player]
+    waiting = [p.player_id for p in players if p.player_id not in choices]
+    return {"choices_submitted": len(players) - len(waiting), "total_players": len(players),
+            "all_submitted": not waiting, "waiting_for": waiting}
+
+
+@each
+async def expire_turn(db: Writes, item: tuple[str, int, float, int]) -> bool:
+    """The turn's time ran out (ARCANE_TURN_TIMEOUT): the players who have not chosen hesitate,
+    and the turn resolves. Any process may find it due; only the first does anything. True
+    when a new turn needs its scenario."""
+    code, turn_number, now, turns_per_game = item
+    game = await repo.load_game(db, code, lock=True)
+    if (game is None or game.phase != PLAYING or game.turn_number != turn_number
+            or game.turn_deadline is None or game.turn_deadline > now):
+        return False
+    scenario = await repo.load_scenario(db, code, turn_number)
+    if scenario is None:
+        return False
+    players = [m for m in await repo.load_members(db, code) if m.is_player]
+    choices = await repo.load_choices(db, code, turn_number, players)
+    missing = [p for p in players if p.player_id not in choices]
+    for player in missing:
+        await repo.insert_choice(db, code, turn_number, player.player_id, None, None)
+        choices[player.player_id] = Choice(player.player_id, player.name, None, None)
+    await db.log(code, "turn_timed_out", {"turn_number": turn_number,
+                                          "hesitated": [p.player_id for p in missing]})
+    return await _resolve(db, game, scenario, [choices[p.player_id] for p in players], turns_per_game)
+
+
+@dataclass(frozen=True)
+class Voted:
+    votes: int
+    needed: int
+    skipped: bool
+    next_turn: bool
+
+
+@each
+async def vote_skip(db: Writes, item: tuple[Identity, str, frozenset[str], int]) -> Voted:
+    """A vote to skip a player who is away (the caller checked: offline past the grace
+    period) and has not chosen this turn. Once more than half of the other players have voted,
+    the absent player hesitates this turn, and the turn resolves if it waited only for them."""
+    ident, target_id, online, turns_per_game = item
+    game = await require_game(db, ident.game_code)
+    me = await require_player(db, ident)
+    scenario = await repo.load_scenario(db, game.code, game.turn_number) if game.phase == PLAYING else None
+    if scenario is None:
+        raise ArcaneError(ErrorCode.WRONG_PHASE, "there is no turn under way to skip anyone in")
+    members = await repo.load_members(db, game.code)
+    players = [m for m in members if m.is_player]
+    target = next((p for p in players if p.player_id == target_id), None)
+    if target is None:
+        raise validation("player_id is not a player of this game")
+    if target.player_id == me.player_id:
+        raise validation("you cannot vote to skip yourself")
+    if target.player_id in online:
+        raise ArcaneError(ErrorCode.WRONG_PHASE, f"{target.name} is here; a vote can only skip a player who is away")
+    choices = await repo.load_choices(db, game.code, game.turn_number, members)
+    if target.player_id in choices:
+        raise ArcaneError(ErrorCode.ALREADY_CHOSE, f"{target.name} has already chosen this turn")
+    await repo.insert_skip_vote(db, game.code, game.turn_number, target.player_id, me.player_id)
+    votes = len(await repo.skip_votes(db, game.code, game.turn_number, target.player_id))
+    needed = (len(players) - 1) // 2 + 1
+    await db.log(game.code, "skip_vote", {"player_id": target.player_id, "player_name": target.name,
+                                          "voter_id": me.player_id, "votes": votes, "needed": needed})
+    if votes < needed:
+        return Voted(votes, needed, False, False)
+    await repo.insert_choice(db, game.code, game.turn_number, target.player_id, None, None)
+    choices[target.player_id] = Choice(target.player_id, target.name, None, None)
+    progress = _progress(members, choices)
+    await db.log(game.code, "player_skipped", {"player_id": target.player_id, "player_name": target.name} | progress)
+    next_turn = False
+    if progress["all_submitted"]:
+        next_turn = await _resolve(db, game, scenario, [choices[p.player_id] for p in players], turns_per_game)
+    return Voted(votes, needed, True, next_turn)
 
 
 async def _resolve(db: Writes, game: GameRecord, scenario: Scenario, choices: list[Choice],
                    turns_per_game: int) -> bool:
     """Log the turn's resolution; True when another turn follows."""
-    result = resolve_turn(scenario, choices, game.party_trust, game.npcs)
+    trap = await repo.load_trap(db, game.code, game.turn_number)
+    result = resolve_turn(scenario, choices, game.party_trust, game.npcs, trap)
     await repo.set_standing(db, game.code, result.party_trust, [n.public() for n in result.npcs])
-    await db.log(game.code, "turn_resolution", {
+    await repo.set_deadline(db, game.code, None)
+    resolution = {
         "turn_number": game.turn_number, "outcome": result.outcome,
         "trust_change": result.trust_change, "party_trust": result.party_trust,
-        "npc_changes": list(result.npc_changes), "choices": [c.public() for c in choices],
-    })
+        "npc_changes": list(result.npc_changes), "choices": list(result.choices),
+        "hesitated": list(result.hesitated),
+    }
+    await repo.set_resolution(db, game.code, game.turn_number, resolution | {"trap": trap, "fell_for_trap": result.fell_for_trap})
+    await db.log(game.code, "turn_resolution", resolution)
     game = await require_game(db, game.code)
     if result.party_trust <= 0:
         await _finish(db, game, "trust_broken")
@@ -228,30 +379,65 @@ async def _resolve(db: Writes, game: GameRecord, scenario: Scenario, choices: li
 async def _finish(db: Writes, game: GameRecord, reason: str) -> None:
     played = await repo.turns_played(db, game.code)
     await repo.set_phase(db, game.code, FINISHED, finished_reason=reason)
+    await repo.set_deadline(db, game.code, None)
     await db.log(game.code, "game_over", {"reason": reason, "party_trust": game.party_trust, "turns_played": played})
 
 
 @each
-async def store_scenario(db: Writes, item: tuple[str, int, Scenario]) -> None:
+async def store_scenario(db: Writes, item: tuple[str, int, Scenario, float]) -> None:
     """The turn's scenario, fetched outside the transaction: stored unless the game moved on
-    or another process stored one first."""
-    code, turn_number, scenario = item
-    current = await require_game(db, code)
-    if current.phase != PLAYING or current.turn_number != turn_number:
+    or another process stored one first. Its trap and every whisper are drawn here, in secret
+    (arcane/game/omens.py); its clock starts now (`turn_timeout` seconds, 0: none)."""
+    code, turn_number, scenario, turn_timeout = item
+    current = await repo.load_game(db, code, lock=True)
+    if current is None or current.phase != PLAYING or current.turn_number != turn_number:
         return
     if await repo.load_scenario(db, code, turn_number) is not None:
         return
-    await repo.insert_scenario(db, code, turn_number, scenario)
+    players = [m for m in await repo.load_members(db, code) if m.is_player]
+    omen = omens.draw(scenario, [(p.player_id, p.player_class or "") for p in players])
+    await repo.insert_scenario(db, code, turn_number, scenario, whispers=omen.whispers, trap=omen.trap)
+    deadline = time.time() + turn_timeout if turn_timeout > 0 else None
+    await repo.set_deadline(db, code, deadline)
     await db.log(code, "new_scenario", {
         "scenario_id": scenario.id, "theme": scenario.theme, "title": scenario.title,
         "turn_number": turn_number, "public_scene": scenario.public_scene,
-        "options": scenario.public_options(),
+        "options": scenario.public_options(), "turn_deadline": deadline, "turn_timeout": turn_timeout,
     })
-    for player in [m for m in await repo.load_members(db, code) if m.is_player]:
+    for player in players:
         await db.log(code, "whisper", {
-            "scenario_id": scenario.id, "turn_number": turn_number,
-            "text": scenario.whispers[player.player_class or ""],
+            "scenario_id": scenario.id, "turn_number": turn_number, "text": omen.whispers[player.player_id],
         }, to_player=player.player_id)
+
+
+# -- the end, and again -------------------------------------------------------------------------
+
+@each
+async def rematch(db: Writes, ident: Identity) -> Seat:
+    """Play again with this party: the first player to ask makes a new game with every player
+    of this one seated, under the same player ids and names, the asker as host; each player
+    who asks after gets their seat in it. Spectators may watch the new game."""
+    game = await require_game(db, ident.game_code)
+    me = await require_player(db, ident)
+    if game.phase != FINISHED:
+        raise ArcaneError(ErrorCode.WRONG_PHASE, "the game is not over yet")
+    if game.rematch_code is None:
+        players = [m for m in await repo.load_members(db, game.code) if m.is_player]
+        code = await _new_code(db)
+        npcs = [{"name": n, "title": t, "approval": START_APPROVAL} for n, t in NPCS]
+        await repo.insert_game(db, code, LOBBY, game.max_players, START_TRUST, npcs)
+        ordered = [me] + [p for p in players if p.player_id != me.player_id]
+        for count, player in enumerate(ordered, 1):
+            await repo.insert_seat_as(db, code, player.player_id, player.name, player is me)
+            await db.log(code, "player_joined", {"player_id": player.player_id, "player_name": player.name,
+                                                 "player_count": count, "max_players": game.max_players})
+        await repo.set_rematch(db, game.code, code)
+        await db.log(game.code, "rematch", {"game_code": code, "host_id": me.player_id})
+        return Seat(code, me.player_id, me.name, PLAYER)
+    seat = await repo.load_member(db, game.rematch_code, me.player_id)
+    if seat is None:  # left the new game's lobby already
+        raise ArcaneError(ErrorCode.NOT_IN_GAME, "you left the new game")
+    return Seat(game.rematch_code, me.player_id, me.name, PLAYER)
 
 
 # -- chat ---------------------------------------------------------------------------------------
@@ -294,7 +480,8 @@ async def _seat(db: Writes, code: str, name: str, role: str, *, is_host: bool = 
 
 
 async def require_game(db: repo.Reader, code: str) -> GameRecord:
-    game = await repo.load_game(db, code)
+    """The game; read inside an action, its row stays locked until COMMIT (`load_game`)."""
+    game = await repo.load_game(db, code, lock=isinstance(db, Writes))
     if game is None:
         raise ArcaneError(ErrorCode.INVALID_GAME, f"no game with code {code}")
     return game

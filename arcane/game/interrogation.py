@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from arcane.game.content import GODS, PATRON_CLASS, Answer, questions
 
@@ -21,10 +21,21 @@ def add_favor(favor: Mapping[str, int], answer: Answer) -> dict[str, int]:
     return total
 
 
+def gods_by_favor(favor: Mapping[str, int]) -> list[str]:
+    """Every god, the most favouring first; ties go to the god named first in GODS."""
+    return sorted(GODS, key=lambda god: (-favor.get(god, 0), GODS.index(god)))
+
+
 def patron_god(favor: Mapping[str, int]) -> str:
-    """The most favouring god; ties go to the god named first in GODS."""
-    return max(GODS, key=lambda god: (favor.get(god, 0), -GODS.index(god)))
+    return gods_by_favor(favor)[0]
 
 
-def class_for(favor: Mapping[str, int]) -> str:
+def class_for(favor: Mapping[str, int], taken: Collection[str] = ()) -> str:
+    """The class of the most favouring god whose class nobody in the party has yet: no two
+    players of a party share a class (nor so a whisper) while there are classes enough. The
+    second-highest favour decides when the highest's class is taken, and so on; a party
+    larger than the classes reuses the patron's."""
+    for god in gods_by_favor(favor):
+        if PATRON_CLASS[god] not in taken:
+            return PATRON_CLASS[god]
     return PATRON_CLASS[patron_god(favor)]

@@ -51,6 +51,8 @@ class GameRecord:
     # The stream's epoch: new for each game, and again after a reset or restore (`python -m
     # arcane new-epoch`). A cursor of another epoch gets a snapshot, never a replay.
     epoch: str = ""
+    turn_deadline: float | None = None  # when the turn resolves without the missing (time.time())
+    rematch_code: str | None = None  # the game this finished one was played again as
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from arcane.game.content import questions
 from arcane.game.records import GameRecord, Identity, Member, Seat
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
 from arcane.store import KeyedReads, Store
-from arcane.store.games import (games_waiting_for_a_scenario, load_answers, load_choices, load_game, load_history,
-                                load_members, load_members_by_key, load_scenario)
+from arcane.store.games import (games_due, games_waiting_for_a_scenario, load_answers, load_choices,
+                                load_events_named, load_game, load_history, load_members, load_members_by_key,
+                                load_scenario, load_turns)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 # A seat's last use is written when it is older than this share of ARCANE_TOKEN_TTL: a write
 # per seat every two days or so by default, not one per request.
 RENEW_AFTER = 1 / 16
+CLOCK_TICK = 1.0  # how often each process looks for turns whose time has run out
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -82,6 +84,7 @@ class GameService:
         # Every request resolves its caller's seat: those that come together share a read.
         self._members: KeyedReads[tuple[str, str], Member] = KeyedReads(store, load_members_by_key)
         self._renewing: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._clock: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -90,8 +93,34 @@ class GameService:
         for code in await games_waiting_for_a_scenario(self._store):
             await self._advance(code)
 
+    def start_clock(self) -> None:
+        """Every process looks for turns past their deadline (ARCANE_TURN_TIMEOUT) once a
+        CLOCK_TICK: the deadline is in the database, so a restart or a lost host loses none,
+        and whichever process finds one first resolves it (`actions.expire_turn`)."""
+        if self._settings.turn_timeout > 0 and self._clock is None:
+            self._clock = asyncio.create_task(self._ticking(), name="turn-clock")
+
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(CLOCK_TICK)
+            try:
+                await self.expire_due_turns()
+            except ArcaneError as exc:  # the database away: the next tick tries again
+                log.warning("turn clock: %s", exc.message)
+            except Exception:
+                log.exception("turn clock failed; it ticks on")
+
+    async def expire_due_turns(self) -> None:
+        now = time.time()
+        for code, turn_number in await games_due(self._store, now):
+            moved = await self._store.run(actions.expire_turn, (code, turn_number, now, self._settings.turns_per_game))
+            if moved:
+                log.info("game %s: turn %d ran out of time and resolved", code, turn_number)
+                await self._advance(code)
+
     async def close(self) -> None:
-        tasks = [*self._retries.values(), *self._renewing.values()]
+        tasks = [*self._retries.values(), *self._renewing.values(), *([self._clock] if self._clock else [])]
+        self._clock = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -170,7 +199,19 @@ class GameService:
         return seat
 
     async def leave_game(self, ident: Identity) -> None:
-        await self._store.run(actions.leave_game, ident)
+        left: actions.Left = await self._store.run(actions.leave_game, (ident, self._settings.turns_per_game))
+        if left.next_turn:
+            await self._advance(normalize_code(ident.game_code))
+
+    async def player_gone(self, game_code: str, player_id: str) -> None:
+        """A player stayed away past the grace period: a host's role passes on in the lobby and
+        the interrogation (presence tells every process's own departures)."""
+        online = frozenset(await self.online(game_code))
+        if player_id in online:
+            return
+        passed: actions.HostPassed = await self._store.run(actions.pass_host, (game_code, player_id, online))
+        if passed.host_id is not None:
+            log.info("game %s: the host stayed away; %s is host now", game_code, passed.host_id)
 
     async def start_game(self, ident: Identity) -> None:
         await self._store.run(actions.start_game, (ident, self._settings.questions_per_player))
@@ -248,7 +289,7 @@ class GameService:
         classes = tuple(sorted({p.player_class for p in players if p.player_class}))
         request = ScenarioRequest(code, game.turn_number, tuple(themes), frozenset(used), classes)
         scenario = await fetch_scenario(self._source, request, self._settings.scenario_timeout)
-        await self._store.run(actions.store_scenario, (code, game.turn_number, scenario))
+        await self._store.run(actions.store_scenario, (code, game.turn_number, scenario, self._settings.turn_timeout))
 
     def _schedule_retry(self, code: str, reason: str) -> None:
         if code in self._retries and not self._retries[code].done():
@@ -273,6 +314,64 @@ class GameService:
                     log.exception("game %s: scenario retry failed", code)
         finally:
             self._retries.pop(code, None)
+
+    async def vote_skip(self, ident: Identity, player_id: Any) -> dict[str, Any]:
+        """A vote to skip `player_id`, who is away past the grace period, for this turn."""
+        if not isinstance(player_id, str) or not player_id:
+            raise validation("player_id is required")
+        online = frozenset(await self.online(normalize_code(ident.game_code)))
+        done: actions.Voted = await self._store.run(
+            actions.vote_skip, (ident, player_id, online, self._settings.turns_per_game))
+        if done.next_turn:
+            await self._advance(normalize_code(ident.game_code))
+        return {"ok": True, "votes": done.votes, "needed": done.needed, "skipped": done.skipped}
+
+    # -- the end, and again --------------------------------------------------------------------
+
+    async def rematch(self, ident: Identity) -> Seat:
+        seat: Seat = await self._store.run(actions.rematch, ident)
+        return seat
+
+    async def recap(self, ident: Identity) -> dict[str, Any]:
+        """The whole story of a finished game, for its players and spectators: each turn's
+        scene, every whisper (revealed now), the hidden trap, each choice, the outcome, and what
+        each player said in chat during that turn."""
+        async with self._store.snapshot() as db:
+            game = await require_game(db, ident.game_code)
+            await require_member(db, ident)
+            if game.phase != FINISHED:
+                raise ArcaneError(ErrorCode.WRONG_PHASE, "the recap opens when the game is over")
+            members = await load_members(db, game.code)
+            turns = await load_turns(db, game.code)
+            logged = await load_events_named(db, game.code, ("new_scenario", "chat_message", "player_left"))
+        names = {m.player_id: m.name for m in members}
+        classes = {m.player_id: m.player_class for m in members}
+        for _, name, payload in logged:
+            if name == "player_left":
+                names.setdefault(payload["player_id"], payload["player_name"])
+        chat_by_turn: dict[int, list[dict[str, Any]]] = {}
+        turn = 0
+        for seq, name, payload in logged:
+            if name == "new_scenario":
+                turn = int(payload["turn_number"])
+            elif name == "chat_message":
+                chat_by_turn.setdefault(turn, []).append(
+                    {"seq": seq, "player_id": payload["player_id"], "player_name": payload["player_name"],
+                     "text": payload["text"]})
+        story = []
+        for t in turns:
+            story.append({
+                "turn_number": t["turn_number"], "title": t["title"], "public_scene": t["public_scene"],
+                "options": t["options"], "trap": t["trap"],
+                "whispers": [{"player_id": pid, "player_name": names.get(pid, ""), "player_class": classes.get(pid),
+                              "text": text} for pid, text in t["whispers"].items() if pid in names],
+                "resolution": t["resolution"],
+                "chat": chat_by_turn.get(t["turn_number"], []),
+            })
+        return {"game_code": game.code, "finished_reason": game.finished_reason, "party_trust": game.party_trust,
+                "npcs": [n.public() for n in game.npcs], "rematch_code": game.rematch_code,
+                "players": [m.summary() for m in members if m.is_player],
+                "before_the_story": chat_by_turn.get(0, []), "turns": story}
 
     # -- chat and typing ---------------------------------------------------------------------
 
@@ -304,6 +403,7 @@ class GameService:
             answered = await load_answers(db, game.code, me.player_id) if me.is_player else {}
         online = await self.online(game.code)
         players = [m for m in members if m.is_player]
+        watching = [m for m in members if not m.is_player]
         if game.phase == INTERROGATION:
             waiting = [p.player_id for p in players if not p.player_class]
         elif scenario is not None:
@@ -326,7 +426,11 @@ class GameService:
                 "turn_number": game.turn_number, "public_scene": scenario.public_scene,
                 "options": scenario.public_options(),
             },
-            "whisper": scenario.whispers.get(me.player_class or "") if scenario and me.is_player else None,
+            "whisper": _whisper(scenario.whispers, me) if scenario and me.is_player else None,
+            "turn_deadline": game.turn_deadline if scenario is not None and game.turn_deadline else None,
+            "turn_timeout": self._settings.turn_timeout,
+            "spectators": [{"player_id": m.player_id, "name": m.name} for m in watching],
+            "rematch_code": game.rematch_code,
             "my_choice": None if mine is None else {"option_id": mine.option_id, "text": mine.text},
             "waiting_for": waiting,
             "question": (self._question_view(me.questions, [q for q in me.questions if q not in answered])
@@ -338,3 +442,9 @@ class GameService:
 
 async def _nobody_online(game_code: str) -> set[str]:
     return set()
+
+
+def _whisper(whispers: Any, me: Member) -> str | None:
+    """The player's own whisper: stored by player id (by class in games stored before)."""
+    found = whispers.get(me.player_id) or whispers.get(me.player_class or "")
+    return str(found) if found else None

@@ -45,6 +45,7 @@ class Realtime:
             "join_game_room": self.join_game_room,
             "leave_game_room": self.leave_game_room,
             "make_choice": self.make_choice,
+            "vote_skip": self.vote_skip,
             "chat_message": self.chat_message,
             "typing": self.typing,
             "request_presence": self.request_presence,
@@ -246,6 +247,10 @@ class Realtime:
         data = _object(data)
         room = self._room(conn)
         return await self.rt.service.choose(room.ident, data.get("option_id"), data.get("text"))
+
+    async def vote_skip(self, conn: Connection, data: Any) -> dict[str, Any]:
+        room = self._room(conn)
+        return await self.rt.service.vote_skip(room.ident, _object(data).get("player_id"))
 
     async def chat_message(self, conn: Connection, data: Any) -> dict[str, Any]:
         room = self._room(conn)

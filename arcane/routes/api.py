@@ -91,6 +91,25 @@ async def choose(code: str) -> Any:
     return jsonify(await runtime().service.choose(ident, body.get("option_id"), body.get("text")))
 
 
+@blueprint.post("/api/games/<code>/skip")
+async def vote_skip(code: str) -> Any:
+    ident, _ = await acting(code)
+    body = await json_body()
+    return jsonify(await runtime().service.vote_skip(ident, body.get("player_id")))
+
+
+@blueprint.get("/api/games/<code>/recap")
+async def recap(code: str) -> Any:
+    ident, _ = await reading(code)
+    return jsonify(await runtime().service.recap(ident))
+
+
+@blueprint.post("/api/games/<code>/rematch")
+async def rematch(code: str) -> Any:
+    ident, _ = await acting(code)
+    return seated(await runtime().service.rematch(ident))
+
+
 @blueprint.post("/api/games/<code>/chat")
 async def chat(code: str) -> Any:
     ident, _ = await acting(code)

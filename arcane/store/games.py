@@ -26,10 +26,13 @@ class Reader(Protocol):
 
 # -- reads ------------------------------------------------------------------------------------
 
-async def load_game(db: Reader, code: str) -> GameRecord | None:
+async def load_game(db: Reader, code: str, *, lock: bool = False) -> GameRecord | None:
+    """`lock`, inside a transaction: on PostgreSQL the game's row stays locked until COMMIT,
+    so an action that decides on what it read (everyone has chosen: resolve) is never raced
+    by the same game's action on another host. SQLite's one writer serialises them anyway."""
     row = await db.fetchone(
-        "SELECT code, phase, max_players, turn_number, party_trust, npcs, last_seq, finished_reason, epoch"
-        " FROM games WHERE code = ?",
+        "SELECT code, phase, max_players, turn_number, party_trust, npcs, last_seq, finished_reason, epoch,"
+        " turn_deadline, rematch_code FROM games WHERE code = ?" + (" FOR UPDATE" if lock and db.dialect == "postgresql" else ""),
         (code,),
     )
     if row is None:
@@ -39,6 +42,7 @@ async def load_game(db: Reader, code: str) -> GameRecord | None:
         turn_number=row["turn_number"], party_trust=row["party_trust"],
         npcs=tuple(Npc(n["name"], n["title"], n["approval"]) for n in json.loads(row["npcs"])),
         last_seq=row["last_seq"], finished_reason=row["finished_reason"], epoch=row["epoch"],
+        turn_deadline=row["turn_deadline"], rematch_code=row["rematch_code"],
     )
 
 
@@ -95,6 +99,48 @@ async def load_scenario(db: Reader, code: str, turn_number: int) -> Scenario | N
         "public_scene": row["public_scene"], "options": json.loads(row["options"]),
         "whispers": json.loads(row["whispers"]),
     })
+
+
+async def load_trap(db: Reader, code: str, turn_number: int) -> str | None:
+    row = await db.fetchone("SELECT trap FROM scenarios WHERE game_code = ? AND turn_number = ?", (code, turn_number))
+    return None if row is None else row["trap"]
+
+
+async def load_turns(db: Reader, code: str) -> list[dict[str, Any]]:
+    """Every turn of the game with its scenario, whispers (by player id), trap and resolution
+    (None while unresolved): what the recap tells."""
+    rows = await db.fetchall(
+        "SELECT turn_number, scenario_id, title, public_scene, options, whispers, trap, resolution"
+        " FROM scenarios WHERE game_code = ? ORDER BY turn_number", (code,))
+    return [{"turn_number": r["turn_number"], "scenario_id": r["scenario_id"], "title": r["title"],
+             "public_scene": r["public_scene"], "options": [{"id": o["id"], "text": o["text"]} for o in json.loads(r["options"])],
+             "whispers": json.loads(r["whispers"]), "trap": r["trap"],
+             "resolution": json.loads(r["resolution"]) if r["resolution"] else None} for r in rows]
+
+
+async def load_events_named(db: Reader, code: str, names: Sequence[str]) -> list[tuple[int, str, dict[str, Any]]]:
+    """(seq, name, payload) of the game's logged events of these names, in order (as far back
+    as the log keeps them, ARCANE_LOG_RETENTION)."""
+    marks = ", ".join("?" for _ in names)
+    rows = await db.fetchall(
+        f"SELECT seq, event, payload FROM events WHERE game_code = ? AND event IN ({marks}) ORDER BY seq",
+        (code, *names))
+    return [(r["seq"], r["event"], json.loads(r["payload"])) for r in rows]
+
+
+async def skip_votes(db: Reader, code: str, turn_number: int, target_id: str) -> set[str]:
+    rows = await db.fetchall(
+        "SELECT voter_id FROM skip_votes WHERE game_code = ? AND turn_number = ? AND target_id = ?",
+        (code, turn_number, target_id))
+    return {r["voter_id"] for r in rows}
+
+
+async def games_due(db: Reader, now: float) -> list[tuple[str, int]]:
+    """(code, turn) of the games in play whose turn's deadline has passed."""
+    rows = await db.fetchall(
+        "SELECT code, turn_number FROM games WHERE turn_deadline IS NOT NULL AND turn_deadline <= ?"
+        " AND phase = 'playing'", (now,))
+    return [(r["code"], r["turn_number"]) for r in rows]
 
 
 async def load_choices(db: Reader, code: str, turn_number: int, members: list[Member]) -> dict[str, Choice]:
@@ -207,6 +253,10 @@ async def make_host(db: Writes, code: str, player_id: str) -> None:
     await db.execute("UPDATE players SET is_host = 1 WHERE game_code = ? AND player_id = ?", (code, player_id))
 
 
+async def unmake_host(db: Writes, code: str, player_id: str) -> None:
+    await db.execute("UPDATE players SET is_host = 0 WHERE game_code = ? AND player_id = ?", (code, player_id))
+
+
 async def touch_seat(db: Writes, code: str, player_id: str) -> None:
     """The seat was used now (its token or cookie)."""
     await db.execute("UPDATE players SET seen_at = ? WHERE game_code = ? AND player_id = ?",
@@ -253,9 +303,35 @@ async def insert_choice(db: Writes, code: str, turn_number: int, player_id: str,
         (code, turn_number, player_id, option_id, text, time.time()))
 
 
-async def insert_scenario(db: Writes, code: str, turn_number: int, scenario: Scenario) -> None:
+async def insert_scenario(db: Writes, code: str, turn_number: int, scenario: Scenario, *,
+                          whispers: dict[str, str], trap: str) -> None:
+    """The turn's scenario, with each player's whisper (by player id) and its hidden trap."""
     await db.execute(
         "INSERT INTO scenarios (game_code, turn_number, scenario_id, theme, title, public_scene,"
-        " options, whispers, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " options, whispers, created_at, trap) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (code, turn_number, scenario.id, scenario.theme, scenario.title, scenario.public_scene,
-         json.dumps(scenario.to_json()["options"]), json.dumps(dict(scenario.whispers)), time.time()))
+         json.dumps(scenario.to_json()["options"]), json.dumps(whispers), time.time(), trap))
+
+
+async def set_resolution(db: Writes, code: str, turn_number: int, resolution: dict[str, Any]) -> None:
+    await db.execute("UPDATE scenarios SET resolution = ? WHERE game_code = ? AND turn_number = ?",
+                     (json.dumps(resolution), code, turn_number))
+
+
+async def set_deadline(db: Writes, code: str, deadline: float | None) -> None:
+    await db.execute("UPDATE games SET turn_deadline = ? WHERE code = ?", (deadline, code))
+
+
+async def insert_skip_vote(db: Writes, code: str, turn_number: int, target_id: str, voter_id: str) -> None:
+    await db.execute(
+        "INSERT INTO skip_votes (game_code, turn_number, target_id, voter_id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING", (code, turn_number, target_id, voter_id))
+
+
+async def set_rematch(db: Writes, code: str, rematch_code: str) -> None:
+    await db.execute("UPDATE games SET rematch_code = ? WHERE code = ?", (rematch_code, code))
+
+
+async def insert_seat_as(db: Writes, code: str, player_id: str, name: str, is_host: bool) -> None:
+    """A player's seat in a rematch: the same player id (and name) as in the game before."""
+    await insert_seat(db, code, player_id, name, "player", is_host)

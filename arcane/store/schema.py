@@ -3,6 +3,24 @@
 
 from __future__ import annotations
 
+# The game at the table (docs/realtime.md): a turn's deadline (ARCANE_TURN_TIMEOUT), found
+# by the sweep through its index; each turn's hidden trap and its resolution, kept for the
+# recap; the votes to skip an absent player; the game a finished one was replayed as.
+_TABLE_TALK = """
+    ALTER TABLE games ADD COLUMN turn_deadline REAL;
+    ALTER TABLE games ADD COLUMN rematch_code TEXT;
+    CREATE INDEX games_due ON games (turn_deadline) WHERE turn_deadline IS NOT NULL;
+    ALTER TABLE scenarios ADD COLUMN trap TEXT;
+    ALTER TABLE scenarios ADD COLUMN resolution TEXT;
+    CREATE TABLE skip_votes (
+        game_code TEXT NOT NULL,
+        turn_number INTEGER NOT NULL,
+        target_id TEXT NOT NULL,
+        voter_id TEXT NOT NULL,
+        PRIMARY KEY (game_code, turn_number, target_id, voter_id)
+    );
+    """
+
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE games (
@@ -102,6 +120,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE games ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
     UPDATE games SET epoch = lower(hex(randomblob(4)));
     """,
+    _TABLE_TALK,
 )
 
 
@@ -180,4 +199,6 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE games ADD COLUMN epoch TEXT NOT NULL DEFAULT '';
     UPDATE games SET epoch = substr(md5(random()::text || code), 1, 8);
     """,
+    # As SQLite's migration 5.
+    _TABLE_TALK.replace(" REAL", " DOUBLE PRECISION"),
 )

@@ -85,6 +85,22 @@ export class Api {
     return this.request("POST", this.game(code, "/typing"), { is_typing: isTyping });
   }
 
+  leave(code) {
+    return this.request("POST", this.game(code, "/leave"));
+  }
+
+  voteSkip(code, playerId) {
+    return this.request("POST", this.game(code, "/skip"), { player_id: playerId });
+  }
+
+  recap(code) {
+    return this.request("GET", this.game(code, "/recap"));
+  }
+
+  rematch(code) {
+    return this.request("POST", this.game(code, "/rematch"));
+  }
+
   health() {
     return this.request("GET", "/healthz");
   }

@@ -9,13 +9,14 @@ import { Api } from "../arcane/http.js";
 import { $, setText, show } from "./dom.js";
 import { watchConnection } from "./connection.js";
 import { messageFor } from "./messages.js";
-import { appendChat, render, showTyping } from "./game/render.js";
+import { appendChat, myMove, render, showTyping, tick } from "./game/render.js";
 import { applyEvent, applyView, emptyTable, nameOf } from "./game/state.js";
 import { forgetSeat, lastName, rememberName, rememberSeat, tokenFor } from "./seats.js";
 import { toast } from "./toasts.js";
 
 const TYPING_IDLE_MS = 3000;
 const TYPING_SHOWN_MS = 6000;
+const PHONE = window.matchMedia("(max-width: 700px)");
 
 const code = document.body.dataset.gameCode;
 const params = new URLSearchParams(window.location.search);
@@ -39,21 +40,32 @@ async function boot() {
       }
       return offerSeat("You are not at this table yet. Take a seat:");
     }
-    if (error.code === "INVALID_GAME") return lost("There is no game with this code.");
+    if (error.code === "INVALID_GAME") return lost("There is no game with this code. Check it with whoever gave it to you.");
     return lost("The server could not be reached. Reload the page to try again.");
   }
   play(view);
 }
 
+// Nothing to connect to: say so, with a way home, and no "Connecting…" on the status dot.
 function lost(message) {
-  setText("loading", message);
+  const loading = $("loading");
+  loading.replaceChildren(message, document.createElement("br"));
+  const home = document.createElement("a");
+  home.href = "/";
+  home.className = "button primary";
+  home.textContent = "Back to the start";
+  loading.append(home);
+  show("connection", false);
   $("main").setAttribute("aria-busy", "false");
 }
 
 function offerSeat(reason) {
   show("loading", false);
   show("join");
-  setText("join-reason", reason);
+  show("connection", false);
+  const watching = params.has("watch");
+  setText("join-reason", watching ? "Watch this game as a spectator, or take a seat if there is one:" : reason);
+  if (watching) $("watch").classList.add("primary");
   $("main").setAttribute("aria-busy", "false");
   const input = $("join-name");
   input.value ||= lastName();
@@ -74,9 +86,8 @@ function offerSeat(reason) {
       show("join", false);
       boot();
     } catch (error) {
-      setText("join-error", messageFor(error));
-      // No seat left at the table: the game can still be watched.
-      show("watch", error.code === "GAME_STARTED" || error.code === "GAME_FULL");
+      setText("join-error", error.code === "GAME_STARTED" || error.code === "GAME_FULL"
+        ? `${messageFor(error)} You can still watch.` : messageFor(error));
     }
   };
   $("join-form").addEventListener("submit", take((name) => api.joinGame(code, name)));
@@ -88,6 +99,7 @@ function play(view) {
   bootSeq = view.seq;
   show("loading", false);
   show("board");
+  show("connection");
   $("main").setAttribute("aria-busy", "false");
   client = new GameClient({
     gameCode: code, token: api.token, transport: transportParam(), backoff: backoffParams(),
@@ -97,6 +109,8 @@ function play(view) {
   listen(client);
   wireControls();
   draw();
+  if (table.phase === "finished") fetchRecap();
+  setInterval(() => tick(table), 1000);
   // From 0: the chat and the last resolution are rebuilt from the log; the view holds the rest.
   client.connect({ after: 0 }).catch(() => {});
 }
@@ -122,15 +136,21 @@ function backoffParams() {
 function listen(client) {
   client.on("*", (name, data, meta) => {
     const live = meta.seq === null || meta.seq > bootSeq;
+    const wasMyMove = myMove(table);
     if (name === "reconnect_sync") {
       applyView(table, data);
       bootSeq = data.seq;
     } else {
       applyEvent(table, name, data, { live });
     }
-    if (name === "chat_message") appendChat(table, data);
+    if (name === "chat_message") {
+      appendChat(table, data);
+      if (live) unread(data);
+    }
     if (live) announce(name, data);
     draw();
+    if (live && name === "turn_resolution") $("resolution").scrollIntoView({ block: "start" });
+    if (!wasMyMove && myMove(table) && live) cue();
   });
   client.on("state", (info) => {
     if (info.state === "reconnecting" || info.state === "failed") {
@@ -157,6 +177,21 @@ function announce(name, data) {
       break;
     case "player_left":
       if (other) toast(`${data.player_name} left the table.`);
+      break;
+    case "host_changed":
+      toast(data.host_id === me ? "You are the host now." : `${nameOf(table, data.host_id)} is the host now.`);
+      break;
+    case "player_skipped":
+      toast(`The party moves on without ${data.player_name} this turn.`);
+      break;
+    case "turn_timed_out":
+      toast("Time is up: the turn resolves without those still choosing.", { kind: "warn" });
+      break;
+    case "rematch":
+      if (data.host_id !== me) toast(`${nameOf(table, data.host_id)} started a new game with this party.`, { kind: "ok" });
+      break;
+    case "game_over":
+      fetchRecap();
       break;
     case "player_connected":
       // A first arrival was already announced as a join; only a return is news.
@@ -191,8 +226,59 @@ async function fetchQuestion() {
   }
 }
 
+async function fetchRecap() {
+  try {
+    table.recap = await api.recap(code);
+    draw();
+  } catch {
+    // The recap is a bonus at the end; the table works without it.
+  }
+}
+
 function draw() {
   render(table, actions);
+}
+
+// "Your move": the tab's title says it (render.js); a soft tone too, when the player asked.
+function cue() {
+  if (!$("sound").checked) return;
+  try {
+    const audio = new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 660;
+    gain.gain.setValueAtTime(0.08, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.5);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.5);
+  } catch {
+    // No audio here: the title still says it.
+  }
+}
+
+// -- the phone's sheet: party and chat behind two tabs ------------------------------------------
+
+let unreadCount = 0;
+
+function openSheet(which) {
+  const open = document.body.dataset.sheet === which ? "" : which;
+  document.body.dataset.sheet = open;
+  $("tab-party").setAttribute("aria-expanded", String(open === "party"));
+  $("tab-chat").setAttribute("aria-expanded", String(open === "chat"));
+  if (open === "chat") {
+    unreadCount = 0;
+    show("unread", false);
+    const log = $("chat-log");
+    log.scrollTop = log.scrollHeight;
+  }
+}
+
+function unread(data) {
+  if (!PHONE.matches || document.body.dataset.sheet === "chat" || data.player_id === table.me?.player_id) return;
+  unreadCount += 1;
+  setText("unread", String(unreadCount));
+  show("unread");
 }
 
 // -- the player's own actions ----------------------------------------------------------------
@@ -223,6 +309,49 @@ const actions = {
     draw();
   },
 
+  moveOn() {
+    table.interlude = null;
+    draw();
+    $("scene").scrollIntoView({ block: "start" });
+  },
+
+  async voteSkip(playerId) {
+    try {
+      const result = await api.voteSkip(code, playerId);
+      if (!result.skipped) toast(`Your vote is counted: ${result.votes} of ${result.needed}.`);
+    } catch (error) {
+      toast(messageFor(error), { kind: "error" });
+    }
+  },
+
+  async rematch() {
+    $("rematch").disabled = true;
+    try {
+      const seat = await api.rematch(code);
+      rememberSeat(seat);
+      window.location.assign(`/game/${encodeURIComponent(seat.game_code)}`);
+    } catch (error) {
+      toast(messageFor(error), { kind: "error" });
+      $("rematch").disabled = false;
+    }
+  },
+
+  async leave() {
+    const playing = table.me?.role === "player" && table.phase !== "lobby" && table.phase !== "finished";
+    if (playing && !window.confirm("Leave the table? The party will go on without you, and you cannot come back.")) return;
+    try {
+      await api.leave(code);
+    } catch (error) {
+      if (error.code !== "NOT_IN_GAME") {
+        toast(messageFor(error), { kind: "error" });
+        return;
+      }
+    }
+    client?.close();
+    forgetSeat(code);
+    window.location.assign("/");
+  },
+
   async choose(pick) {
     const turn = table.turn;
     $("choice-fields").disabled = true;
@@ -241,6 +370,13 @@ const actions = {
 };
 
 function wireControls() {
+  $("leave").addEventListener("click", actions.leave);
+  $("tab-party").addEventListener("click", () => openSheet("party"));
+  $("tab-chat").addEventListener("click", () => openSheet("chat"));
+  const sound = $("sound");
+  sound.checked = window.localStorage?.getItem("arcane.sound") === "on";
+  sound.addEventListener("change", () => window.localStorage?.setItem("arcane.sound", sound.checked ? "on" : "off"));
+
   $("copy-link").addEventListener("click", async () => {
     try {
       await navigator.clipboard.writeText($("share-link").value);

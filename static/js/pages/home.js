@@ -51,12 +51,27 @@ if (wanted) $("join-code").value = wanted.toUpperCase().slice(0, 6);
 handle("create-form", "create-error", () =>
   api.createGame(requireName("create-name"), Number($("create-size").value)));
 
-handle("join-form", "join-error", () => {
-  const name = requireName("join-name");
+function wantedCode() {
   const code = $("join-code").value.trim().toUpperCase();
   if (!/^[A-Z0-9]{6}$/.test(code)) {
     $("join-code").focus();
     throw new Error("Game codes are 6 letters or digits.");
   }
-  return api.joinGame(code, name);
+  return code;
+}
+
+handle("join-form", "join-error", () => {
+  const name = requireName("join-name");
+  return api.joinGame(wantedCode(), name);
+});
+
+// Watching needs the same two things: a name and the code.
+$("watch-game").addEventListener("click", async () => {
+  setText("join-error", "");
+  try {
+    const name = requireName("join-name");
+    seatAndGo(await api.watchGame(wantedCode(), name));
+  } catch (error) {
+    setText("join-error", messageFor(error));
+  }
 });

@@ -6,6 +6,10 @@ export function emptyTable(gameCode) {
     gameCode, me: null, phase: null, players: new Map(), maxPlayers: 0, turn: 0, trust: 50, npcs: [],
     scenario: null, scenarios: new Map(), whisper: null, myChoice: null, waitingFor: [],
     progress: { submitted: 0, total: 0 }, question: null, resolution: null, over: null,
+    // The table's own moments: the turn's clock, who watches, a resolution the player has
+    // not yet moved on from (the outcome as its own step), votes to skip, the game after.
+    deadline: null, turnTimeout: 0, spectators: new Map(), interlude: null, skipVotes: new Map(),
+    rematchCode: null, recap: null,
   };
 }
 
@@ -26,6 +30,10 @@ export function applyView(table, view) {
   const players = table.players.size;
   table.progress = { submitted: view.scenario ? players - view.waiting_for.length : 0, total: players };
   table.question = view.question;
+  table.deadline = view.turn_deadline ?? null;
+  table.turnTimeout = view.turn_timeout ?? 0;
+  table.spectators = new Map((view.spectators ?? []).map((s) => [s.player_id, s.name]));
+  table.rematchCode = view.rematch_code ?? null;
   if (view.phase === "finished") {
     table.over ??= { reason: view.finished_reason, party_trust: view.party_trust, turns_played: view.turn_number };
   }
@@ -52,8 +60,31 @@ const HANDLERS = {
   },
   player_left(table, data) {
     table.players.delete(data.player_id);
-    for (const player of table.players.values()) player.is_host = player.player_id === data.host_id;
-    if (table.me) table.me.is_host = table.me.player_id === data.host_id;
+    table.waitingFor = table.waitingFor.filter((id) => id !== data.player_id);
+    setHost(table, data.host_id);
+  },
+  host_changed(table, data) {
+    setHost(table, data.host_id);
+  },
+  spectator_joined(table, data) {
+    table.spectators.set(data.player_id, data.name);
+  },
+  spectator_left(table, data) {
+    table.spectators.delete(data.player_id);
+  },
+  skip_vote(table, data) {
+    table.skipVotes.set(data.player_id, { votes: data.votes, needed: data.needed });
+  },
+  player_skipped(table, data) {
+    table.skipVotes.delete(data.player_id);
+    table.progress = { submitted: data.choices_submitted, total: data.total_players };
+    table.waitingFor = [...data.waiting_for];
+  },
+  turn_timed_out(table) {
+    table.deadline = null;
+  },
+  rematch(table, data) {
+    table.rematchCode = data.game_code;
   },
   game_started(table, data) {
     table.phase = data.phase;
@@ -83,6 +114,9 @@ const HANDLERS = {
     table.question = null;
     table.waitingFor = [...table.players.keys()];
     table.progress = { submitted: 0, total: table.players.size };
+    table.deadline = data.turn_deadline ?? null;
+    table.turnTimeout = data.turn_timeout ?? table.turnTimeout;
+    table.skipVotes = new Map();
     if (table.whisper?.turn_number !== data.turn_number) table.whisper = null;
   },
   whisper(table, data) {
@@ -96,6 +130,8 @@ const HANDLERS = {
   turn_resolution(table, data, live) {
     table.resolution = data;
     if (!live) return;
+    table.interlude = data.turn_number; // the outcome is its own step, until the player moves on
+    table.deadline = null;
     table.trust = data.party_trust;
     for (const change of data.npc_changes) {
       const npc = table.npcs.find((n) => n.name === change.name);
@@ -125,6 +161,22 @@ const HANDLERS = {
   },
 };
 
+function setHost(table, hostId) {
+  if (!hostId) return;
+  for (const player of table.players.values()) player.is_host = player.player_id === hostId;
+  if (table.me) table.me.is_host = table.me.player_id === hostId;
+}
+
+// Seconds left on the turn's clock, or null when there is none.
+export function secondsLeft(table, now = Date.now()) {
+  if (!table.deadline || table.phase !== "playing" || !table.scenario) return null;
+  return Math.max(0, Math.round(table.deadline - now / 1000));
+}
+
+export function clockText(seconds) {
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
 export function onlineCount(table) {
   return [...table.players.values()].filter((p) => p.online).length;
 }
@@ -135,6 +187,7 @@ export function nameOf(table, playerId) {
 
 // The option text a player picked in `turn` (free text is its own).
 export function choiceText(table, turn, choice) {
+  if (choice.hesitated) return "hesitated";
   if (choice.text) return choice.text;
   const option = table.scenarios.get(turn)?.options.find((o) => o.id === choice.option_id);
   return option?.text ?? choice.option_id ?? "";
