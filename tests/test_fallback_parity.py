@@ -132,7 +132,7 @@ async def play_from_events(player: Player, events: AsyncIterator[tuple[str, Any]
                 assert response.status_code == 200, response.text
                 question = response.json()["question"]
         elif name == "new_scenario":
-            response = await player.post("/choices", {"option_id": data["options"][-1]["id"]})
+            response = await player.post("/choices", {"option_id": data["options"][0]["id"]})
             assert response.status_code == 200, response.text
         elif name == "game_over":
             return seen

@@ -36,13 +36,15 @@ class RoomLog:
         return events
 
 
-def pick_for(turn: int, index: int, options: list[dict[str, str]]) -> dict[str, Any]:
-    """The choices of the table: unanimous on some turns, split or improvised on others."""
+def pick_for(turn: int, index: int, options: list[dict[str, str]], trap: str) -> dict[str, Any]:
+    """The choices of the table: unanimous on some turns, split or improvised on others; the
+    table heeds its whispers and steers clear of the trap, so that the game runs its 8 turns."""
+    safe = [o for o in options if o["id"] != trap]
     if turn % 4 == 1:
-        return {"option_id": options[0]["id"]}
+        return {"option_id": safe[0]["id"]}
     if index == 3 and turn % 3 == 0:
         return {"text": f"Dax improvises on turn {turn}"}
-    return {"option_id": options[(index + turn) % len(options)]["id"]}
+    return {"option_id": safe[(index + turn) % len(safe)]["id"]}
 
 
 async def test_four_players_play_to_game_over(server: LiveServer) -> None:
@@ -63,7 +65,8 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
     assert len(set(ids)) == 4
 
     spectator = await Player.watch(server, code, "Wren")
-    await room.step()  # watching is not an event of the game
+    (arrived,) = await room.step("spectator_joined")
+    assert arrived.payload == {"player_id": spectator.player_id, "name": "Wren", "watching": 1}
 
     lobby = await host.view()
     assert lobby["phase"] == "lobby"
@@ -72,7 +75,8 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
     assert [p["player_id"] for p in lobby["players"]] == ids
     assert [p["is_host"] for p in lobby["players"]] == [True, False, False, False]
     assert lobby["waiting_for"] == [] and lobby["scenario"] is None and lobby["whisper"] is None
-    assert lobby["seq"] == await last_seq(server, code) == 4
+    assert lobby["seq"] == await last_seq(server, code) == 5
+    assert lobby["spectators"] == [{"player_id": spectator.player_id, "name": "Wren"}]
     watching = await spectator.view()
     assert watching["you"]["role"] == "spectator" and watching["you"]["is_host"] is False
     assert spectator.player_id not in [p["player_id"] for p in watching["players"]]
@@ -101,7 +105,7 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
             favor = interrogation.add_favor(favor, answer)
             response = await player.post("/interrogation", {"answer_id": answer_id})
             assert response.status_code == 200, response.text
-        classes[player.player_id] = interrogation.class_for(favor)
+        classes[player.player_id] = interrogation.class_for(favor, set(classes.values()))
         last = index == len(party) - 1
         events = await room.step("player_ready", *(["new_scenario"] if last else []))
         assert events[0].payload == {"player_id": player.player_id, "player_name": player.player_name,
@@ -132,7 +136,8 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
             assert view["phase"] == "playing" and view["turn_number"] == turn
             assert view["scenario"]["scenario_id"] == scene["scenario_id"]
             assert view["scenario"]["options"] == scene["options"]
-            assert view["whisper"] == authored.whispers[classes[player.player_id]]
+            # The class's words, then this player's secret clue (arcane/game/omens.py).
+            assert view["whisper"].startswith(authored.whispers[classes[player.player_id]] + "\n\n")
             assert view["my_choice"] is None and view["waiting_for"] == ids
             assert view["party_trust"] == trust
             assert {n["name"]: n["approval"] for n in view["npcs"]} == npcs
@@ -154,7 +159,9 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
                                     "text": "My whisper says: trust Brom."}
             chat_seqs.append(said.seq or 0)
 
-        picks = [pick_for(turn, i, scene["options"]) for i in range(4)]
+        trap = await server.runtime.services.store.fetchone(
+            "SELECT trap FROM scenarios WHERE game_code = ? AND turn_number = ?", (code, turn))
+        picks = [pick_for(turn, i, scene["options"], trap[0]) for i in range(4)]
         for index, (player, pick) in enumerate(zip(party, picks)):
             await choose_all([player], [pick])
             expected = ["player_chose"] + (["turn_resolution"] if index == 3 else [])
@@ -177,9 +184,10 @@ async def test_four_players_play_to_game_over(server: LiveServer) -> None:
                             for p, k in zip(party, picks)]
         oracle = resolve_turn(authored, expected_choices, trust,
                               [Npc(n, t, npcs[n]) for n, t in (("Aldric", "the desperate father"),
-                                                               ("Vex", "the vengeful rogue"))])
+                                                               ("Vex", "the vengeful rogue"))], trap[0])
         assert resolution["turn_number"] == turn
-        assert resolution["choices"] == [c.public() for c in expected_choices]
+        assert resolution["choices"] == list(oracle.choices)
+        assert [c["player_id"] for c in resolution["choices"]] == [c.player_id for c in expected_choices]
         assert resolution["trust_change"] == oracle.trust_change
         assert resolution["party_trust"] == trust + resolution["trust_change"] == oracle.party_trust
         assert resolution["outcome"] == oracle.outcome
@@ -267,9 +275,11 @@ async def test_a_player_leaves_the_lobby_and_the_host_passes_on(server: LiveServ
 
     response = await host.post("/leave")
     assert response.status_code == 200, response.text
-    left = (await logged(server, code, None))[-1]
+    left, changed = (await logged(server, code, None))[-2:]
     assert left.name == "player_left" and left.payload["player_id"] == host.player_id
-    assert left.payload["player_count"] == 1
+    assert left.payload["player_count"] == 1 and left.payload["host_id"] == brom.player_id
+    assert changed.name == "host_changed" and changed.payload == {
+        "host_id": brom.player_id, "previous_host_id": host.player_id, "reason": "left"}
     view = await brom.view()
     assert view["you"]["is_host"] is True
     assert [(p["player_id"], p["is_host"]) for p in view["players"]] == [(brom.player_id, True)]
@@ -291,7 +301,7 @@ async def test_the_last_player_leaving_abandons_the_game(server: LiveServer) -> 
     response = await host.post("/leave")
     assert response.status_code == 200, response.text
     events = await logged(server, host.game_code, None)
-    assert names(events) == ["player_joined", "player_left", "game_over"]
+    assert names(events) == ["player_joined", "spectator_joined", "player_left", "game_over"]
     assert events[-1].payload["reason"] == "abandoned"
     view = await spectator.view()
     assert view["phase"] == "finished" and view["players"] == []
@@ -379,7 +389,7 @@ async def test_the_legacy_routes_play_a_turn_on_the_session_cookie(server: LiveS
             whisper = (await client.get("/api/my_whisper")).json()
             state = (await client.get("/api/game_state")).json()
             assert whisper == {"whisper": state["whisper"], "turn_number": 1}
-            assert whisper["whisper"] == authored.whispers[state["you"]["player_class"]]
+            assert whisper["whisper"].startswith(authored.whispers[state["you"]["player_class"]] + "\n\n")
         waiting = (await aria.get("/api/waiting_for")).json()
         assert waiting["waiting_for"] == [{"player_id": pid, "player_name": n}
                                           for pid, n in zip(ids, ("Aria", "Brom", "Cyra"))]

@@ -95,7 +95,8 @@ async def play(server: LiveServer, rng: random.Random, number: int) -> Table:
     return table
 
 
-async def whispers_by_class(server: LiveServer, code: str) -> list[dict[str, str]]:
+async def whispers_by_player(server: LiveServer, code: str) -> list[dict[str, str]]:
+    """Each turn's whispers, by player id (each drawn for its player: arcane/game/omens.py)."""
     rows = await server.runtime.services.store.fetchall(
         "SELECT whispers FROM scenarios WHERE game_code = ? ORDER BY turn_number", (code,)
     )
@@ -113,18 +114,19 @@ async def test_no_one_hears_a_whisper_meant_for_another_class(short_game_server:
     assert any(len(set(t.classes.values())) > 1 for t in tables), "no game mixed classes"
 
     for table in tables:
-        scenes = await whispers_by_class(server, table.code)
+        scenes = await whispers_by_player(server, table.code)
         assert len(scenes) == TURNS
-        assert all(set(scene) >= set(CLASSES) for scene in scenes)
+        assert all(set(scene) == set(table.classes) for scene in scenes)
+        assert all(len(set(scene.values())) == len(scene) for scene in scenes), "two players heard one whisper"
         for viewer in table.viewers():
-            mine = table.classes.get(viewer.player_id)
+            mine = viewer.player_id if viewer.player_id in table.classes else None
             own = {scene[mine] for scene in scenes} if mine else set()
             secret = {text for scene in scenes for text in scene.values()} - own
             stream = await logged(server, table.code, viewer.player_id)
             shown = table.seen[viewer.player_id] + [json.dumps(e.payload) for e in stream]
             everything = "\n".join(shown)
             leaked = [text for text in secret if json.dumps(text)[1:-1] in everything]
-            assert leaked == [], f"{viewer.player_name} ({mine or 'spectator'}) saw {leaked}"
+            assert leaked == [], f"{viewer.player_name} ({table.classes.get(viewer.player_id, 'spectator')}) saw {leaked}"
             if mine:
                 # Not a vacuous check: each player did hear their own whisper, every turn.
                 assert [e.payload["text"] for e in stream if e.name == "whisper"] == [s[mine] for s in scenes]

@@ -7,8 +7,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from arcane.game.content import CLASSES, Option, Scenario
-from arcane.game.resolution import read_as
+from arcane.game.omens import SAFE_CLUES, TRAP_CLUES, TRAP_PENALTY
+from arcane.game.resolution import Choice, read_as, resolve_turn
 from arcane.store import Writes, each
 from arcane.store.games import load_game
 from tests.gameplay import error_of, logged, names, wait_until
@@ -16,6 +19,7 @@ from tests.sockets import socket_for
 from tests.support import LiveServer, Player, play_to_first_turn, seat_party, serving, test_database
 
 
+@pytest.mark.real_traps
 async def test_a_party_giving_the_same_answers_gets_four_classes_and_four_whispers(server: LiveServer) -> None:
     party = await seat_party(server, ["Ann", "Bob", "Cid", "Dee"])
     await play_to_first_turn(party)  # every player answers every question with its first answer
@@ -32,7 +36,10 @@ async def test_a_party_giving_the_same_answers_gets_four_classes_and_four_whispe
     assert named.count(trap) == 1, (named, trap)
     assert len(set(named)) == min(4, len(options)), named
     knower = clues[named.index(trap)]
-    assert "trap" in knower or "doom" in knower or "ruin" in knower or "snare" in knower or "ambush" in knower, knower
+    assert knower in {w.format(option=options[trap]) for ws in TRAP_CLUES.values() for w in ws}, knower
+    for clue, oid in zip(clues, named):
+        if clue != knower:
+            assert clue in {w.format(option=options[oid]) for ws in SAFE_CLUES.values() for w in ws}, clue
     for player in party:
         await player.close()
 
@@ -44,6 +51,7 @@ async def trap_of(server: LiveServer, code: str, turn: int) -> str:
     return str(row[0])
 
 
+@pytest.mark.real_traps
 async def test_the_same_scenario_hides_its_trap_anew_in_each_game(tmp_path: Path) -> None:
     """The trap is drawn in secret, not from anything a player sees: the same scene, the
     same classes, other games, other traps."""
@@ -255,3 +263,18 @@ async def test_a_turn_clock_survives_a_restart(tmp_path: Path) -> None:
 async def due_now(db: Writes, code: str) -> None:
     """The turn's deadline, moved to a second ago (while the server is stopped, time passed)."""
     await db.execute("UPDATE games SET turn_deadline = ? WHERE code = ?", (time.time() - 1, code))
+
+
+def test_the_trap_costs_each_player_who_picks_it_and_colours_the_outcome() -> None:
+    scenario = Scenario("s", "t", "T", "scene", {}, (
+        Option("a", "Cross the bridge", 0, {}, "You cross."),
+        Option("b", "Wade the ford", 0, {}, "You wade."),
+        Option("c", "Wait for dawn", 0, {}, "You wait."),
+    ))
+    choices = [Choice("1", "Ann", "a", None), Choice("2", "Bob", "a", None), Choice("3", "Cid", "b", None)]
+    clear = resolve_turn(scenario, choices, 50, (), trap="c")
+    fallen = resolve_turn(scenario, choices, 50, (), trap="a")
+    assert clear.trust_change - fallen.trust_change == 2 * TRAP_PENALTY
+    assert fallen.fell_for_trap and "It was a trap" in fallen.outcome and not clear.fell_for_trap
+    some = resolve_turn(scenario, choices, 50, (), trap="b")
+    assert clear.trust_change - some.trust_change == TRAP_PENALTY and "some of you chose the trap" in some.outcome

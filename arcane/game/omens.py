@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from arcane.game.content import Scenario
+from arcane.game.content import Option, Scenario
 
 TRAP_PENALTY = 6
 _random = secrets.SystemRandom()
@@ -76,10 +76,14 @@ class Omen:
     whispers: dict[str, str]
 
 
+def pick_trap(options: Sequence[Option]) -> Option:
+    return _random.choice(options)
+
+
 def draw(scenario: Scenario, players: Sequence[tuple[str, str]]) -> Omen:
     """`players`: (player id, class) of everyone at the table, in seat order."""
     options = list(scenario.options)
-    trap = _random.choice(options)
+    trap = pick_trap(options)
     safe = [o for o in options if o.id != trap.id]
     _random.shuffle(safe)
     knower = _random.randrange(len(players)) if players else -1
