@@ -232,8 +232,16 @@ class Seat:
             )
 
     async def wait_turn(self, turn: int) -> None:
-        await expect(self.page.locator("#turn-label")).to_have_text(f"Turn {turn}")
-        await expect(self.page.locator("#scene")).to_be_visible()
+        """Until the scene of `turn` is on the page; after a resolution seen live, the outcome
+        is its own step, and the player moves on to the next scene with its button."""
+        page = self.page
+        onward = page.locator(f"#continue:enabled:visible:text-is('On to turn {turn}')")
+        await expect(page.locator(f"#scene:visible, #continue:enabled:visible:text-is('On to turn {turn}')").first
+                     ).to_be_visible()
+        if await onward.count():
+            await onward.click()
+        await expect(page.locator("#turn-label")).to_have_text(f"Turn {turn}")
+        await expect(page.locator("#scene")).to_be_visible()
 
     async def choose_option(self, index: int = 0, *, last: bool = False) -> str:
         """Pick an option; `last`: this choice resolves the turn, so the page moves on at once."""

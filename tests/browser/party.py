@@ -73,7 +73,7 @@ async def play_to_the_end(seats: list[Seat], shots: Path | None = None) -> None:
             await expect(seat.page.locator("#resolution-heading")).to_have_text(f"Turn {turn}: what came of it")
             await expect(seat.page.locator("#turn-choices li")).to_have_count(4)
         await expect(ann.page.locator("#turn-choices")).to_contain_text(
-            f"Cora: I slip away to search the cellar (turn {turn}).")
+            f"Cora chose I slip away to search the cellar (turn {turn}).")
         if turn == 1 and shots:
             await ann.shot(shots, "06-resolution")
 

@@ -202,8 +202,8 @@ function renderResolution(table, actions, phase) {
   if (drawn.resolution === key) return;
   drawn.resolution = key;
   const scene = table.scenarios.get(r.turn_number);
-  setText("resolution-eyebrow", `Turn ${r.turn_number} resolves`);
-  setText("resolution-heading", scene?.title ? `${scene.title}: what came of it` : `Turn ${r.turn_number}: what came of it`);
+  setText("resolution-eyebrow", scene?.title ?? "The turn resolves");
+  setText("resolution-heading", `Turn ${r.turn_number}: what came of it`);
   setText("outcome", r.outcome);
   const trust = $("trust-change");
   trust.dataset.direction = r.trust_change > 0 ? "up" : r.trust_change < 0 ? "down" : "same";
