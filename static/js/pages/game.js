@@ -86,6 +86,11 @@ function offerSeat(reason) {
       show("join", false);
       boot();
     } catch (error) {
+      if (error.code === "INVALID_GAME") {
+        show("join", false);
+        show("loading");
+        return lost("There is no game with this code. Check it with whoever gave it to you.");
+      }
       setText("join-error", error.code === "GAME_STARTED" || error.code === "GAME_FULL"
         ? `${messageFor(error)} You can still watch.` : messageFor(error));
     }

@@ -52,7 +52,7 @@ function renderTurnbar(table, scene, isPlayer) {
   const left = secondsLeft(table);
   if (scene) {
     const { submitted, total } = table.progress;
-    setText("turnbar-progress", `${submitted}/${total} chosen`);
+    setText("turnbar-progress", `Turn ${table.scenario.turn_number} · ${submitted}/${total} chosen`);
     setText("turnbar-clock", left === null ? "" : `· ${clockText(left)}`);
     show("turnbar-cue", myMove(table));
     $("turnbar").dataset.urgent = String(left !== null && left <= 20);
