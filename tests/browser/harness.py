@@ -235,9 +235,9 @@ class Seat:
         """Until the scene of `turn` is on the page; after a resolution seen live, the outcome
         is its own step, and the player moves on to the next scene with its button."""
         page = self.page
-        onward = page.locator(f"#continue:enabled:visible:text-is('On to turn {turn}')")
-        await expect(page.locator(f"#scene:visible, #continue:enabled:visible:text-is('On to turn {turn}')").first
-                     ).to_be_visible()
+        button = "#to-first-scene" if turn == 1 else f"#continue:text-is('On to turn {turn}')"
+        onward = page.locator(f"{button}:enabled:visible")
+        await expect(page.locator(f"#scene:visible, {button}:enabled:visible").first).to_be_visible()
         if await onward.count():
             await onward.click()
         await expect(page.locator("#turn-label")).to_have_text(f"Turn {turn}")

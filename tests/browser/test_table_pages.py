@@ -40,10 +40,17 @@ async def seat_party(table: Table, names: tuple[str, ...], viewports: dict[str, 
     return seats, code
 
 
-async def to_first_turn(seats: list[Seat]) -> None:
+async def to_first_turn(seats: list[Seat], shots: Path | None = None) -> None:
     await seats[0].page.get_by_role("button", name="Begin the interrogation").click()
     for seat in seats:
         await seat.answer_interrogation()
+    # The last player judged, whose answer also began the first turn, sees their class too.
+    last = seats[-1]
+    await expect(last.page.locator("#class-result")).to_be_visible()
+    await expect(last.page.locator("#my-class")).not_to_be_empty()
+    await expect(last.page.locator("#to-first-scene")).to_be_enabled()
+    if shots:
+        await last.shot(shots, "01b-class-revealed", full_page=False)
     for seat in seats:
         await seat.wait_turn(1)
 
@@ -63,7 +70,7 @@ async def test_a_turn_is_a_moment_and_the_party_plays_again(table: Table, shots:
     await expect(ann.page.locator("#watch-link")).to_have_attribute("href", f"/game/{code}?watch=1")
     await ann.shot(shots, "01-lobby")
 
-    await to_first_turn([ann, bram, cora, dag])
+    await to_first_turn([ann, bram, cora, dag], shots)
     await expect(sam.page.locator("#scene")).to_be_visible()
     # The spectator sees the options, read-only.
     await expect(sam.page.locator("#options .option")).not_to_have_count(0)

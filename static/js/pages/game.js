@@ -314,6 +314,12 @@ const actions = {
     draw();
   },
 
+  toFirstScene() {
+    table.revealing = false;
+    draw();
+    $("scene").scrollIntoView({ block: "start" });
+  },
+
   moveOn() {
     table.interlude = null;
     draw();

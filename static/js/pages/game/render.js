@@ -19,9 +19,10 @@ export function render(table, actions) {
   const isPlayer = table.me?.role === "player";
   // A resolution is its own step: the outcome, until the player moves on to the next scene.
   const interlude = table.interlude !== null && !!table.resolution && (phase === "playing" || phase === "finished");
-  const scene = phase === "playing" && !!table.scenario && !interlude;
+  const revealing = table.revealing && phase === "playing" && table.turn <= 1 && !interlude;
+  const scene = phase === "playing" && !!table.scenario && !interlude && !revealing;
   show("lobby", phase === "lobby");
-  show("interrogation", phase === "interrogation");
+  show("interrogation", phase === "interrogation" || revealing);
   show("scene", scene);
   show("resolution", interlude || (phase === "finished" && !!table.resolution));
   show("game-over", phase === "finished");
@@ -31,19 +32,24 @@ export function render(table, actions) {
   renderParty(table, actions);
   renderStanding(table);
   if (phase === "lobby") renderLobby(table, actions);
-  if (phase === "interrogation") renderInterrogation(table, actions);
+  if (phase === "interrogation" || revealing) renderInterrogation(table, actions);
+  show("to-first-scene", revealing);
+  if (revealing && table.scenario) setText("interrogation-wait", "The first scene is ready.");
+  $("to-first-scene").disabled = !table.scenario;
+  $("to-first-scene").onclick = actions.toFirstScene;
   if (scene) renderScene(table, actions, isPlayer);
   if (table.resolution) renderResolution(table, actions, phase);
   if (phase === "finished") renderGameOver(table, actions, isPlayer);
   renderTurnbar(table, scene, isPlayer);
-  const writing = phase === "playing" && !table.scenario && !interlude;
+  const writing = phase === "playing" && !table.scenario && !interlude && !revealing;
   if (writing) setText("loading", "The next scene is being written…");
   show("loading", writing);
 }
 
 // The player's move: a scene is open, they are a player, and they have not chosen.
 export function myMove(table) {
-  const reading = table.interlude !== null && table.scenario && table.scenario.turn_number <= table.interlude;
+  const reading = (table.interlude !== null && table.scenario && table.scenario.turn_number <= table.interlude)
+    || (table.revealing && table.turn <= 1);
   return table.phase === "playing" && !!table.scenario && !reading && table.me?.role === "player" && !table.myChoice;
 }
 

@@ -9,7 +9,7 @@ export function emptyTable(gameCode) {
     // The table's own moments: the turn's clock, who watches, a resolution the player has
     // not yet moved on from (the outcome as its own step), votes to skip, the game after.
     deadline: null, turnTimeout: 0, spectators: new Map(), interlude: null, skipVotes: new Map(),
-    rematchCode: null, recap: null,
+    rematchCode: null, recap: null, revealing: false,
   };
 }
 
@@ -100,9 +100,12 @@ const HANDLERS = {
     table.waitingFor = table.waitingFor.filter((id) => id !== data.player_id);
     if (data.player_id === table.me?.player_id) table.me.player_class = data.player_class;
   },
-  class_assigned(table, data) {
+  class_assigned(table, data, live) {
     table.me.player_class = data.player_class;
     table.question = null;
+    // The class is revealed as its own moment, even to the last player judged, whose answer
+    // also begins the first turn: the table waits for them to move on.
+    if (live) table.revealing = true;
   },
   new_scenario(table, data, live) {
     table.scenarios.set(data.turn_number, data);
