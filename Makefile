@@ -23,7 +23,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/hypercorn arcane:app --worker-class uvloop --bind $(HOST):$(PORT)
+	$(BIN)/hypercorn arcane:app --worker-class uvloop --bind $(HOST):$(PORT) --backlog 4096
 
 # Types first (strict, on arcane/: [tool.mypy] in pyproject.toml), then the suite.
 test: $(VENV)/.installed-test

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from arcane import stats
 from arcane.events import Event
 from arcane.recent import RecentEvents
 from arcane.queues import SlimQueue
@@ -92,6 +93,7 @@ class Bus:
     def publish(self, events: Iterable[Event]) -> None:
         heard = self.heard
         for event in events:
+            stats.published += 1
             if heard is not None and event.seq is not None and event.seq > heard.get(event.game_code, 0):
                 heard[event.game_code] = event.seq
             if self.recent is not None:

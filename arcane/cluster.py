@@ -29,7 +29,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from arcane import jsoncodec
+from arcane import jsoncodec, stats
 from arcane.bus import Bus
 from arcane.config import Settings
 from arcane.events import Event
@@ -101,6 +101,7 @@ class RedisLink:
     def recovered(self) -> None:
         if not self.healthy:
             self.healthy = True
+            stats.reconnects["redis"] += 1
             log.warning("Redis at %s is back after %.1f s; feeds are catching up from the log",
                         self.where, time.monotonic() - self._down_since)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from arcane import logs
 from arcane.serving import fastpaths
 
 
@@ -21,6 +22,12 @@ class Settings:
     questions_per_player: int = 5
     turns_per_game: int = 8
     turn_timeout: float = 180.0  # seconds a turn waits for its choices; 0: for ever
+    log_level: str = "INFO"  # the arcane logger's level (arcane/logs.py)
+    # The operator's side (/metrics, /admin): refused unless the caller presents this token;
+    # unset, both are off, unless admin_loopback lets callers on this machine in without one.
+    admin_token: str = field(default="", repr=False)
+    admin_loopback: bool = False
+    log_format: str = "text"  # or json: one object per line
     log_retention: int = 10_000
     scenario_timeout: float = 10.0
     cors_origins: tuple[str, ...] = ()
@@ -137,7 +144,7 @@ _INTS = {
     "max_connections_per_identity", "max_connections_per_address", "stream_buffer_bytes",
     "create_burst", "read_burst", "session_games_max",
 }
-_BOOLS = {"websocket_compression"}
+_BOOLS = {"websocket_compression", "admin_loopback"}
 _TUPLES = {"cors_origins", "trusted_proxies", "allowed_hosts"}
 MIN_SECRET_KEY_BYTES = 32
 _FLOATS = {
@@ -168,6 +175,16 @@ def _parse(name: str, raw: str) -> Any:
     if name == "fast_paths":
         fastpaths.parse(raw)  # refuses an unknown name
         return raw.strip().lower()
+    if name == "log_level":
+        value = raw.strip().upper()
+        if value not in logs.LEVELS:
+            raise ValueError(f"ARCANE_LOG_LEVEL must be one of {', '.join(logs.LEVELS)}, got {raw!r}")
+        return value
+    if name == "log_format":
+        value = raw.strip().lower()
+        if value not in logs.FORMATS:
+            raise ValueError(f"ARCANE_LOG_FORMAT must be text or json, got {raw!r}")
+        return value
     if name == "secure_cookies":
         value = raw.strip().lower()
         value = {"1": "on", "true": "on", "yes": "on", "0": "off", "false": "off", "no": "off"}.get(value, value)

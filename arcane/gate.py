@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from arcane import stats
 from arcane.config import Settings
 from arcane.errors import ArcaneError, ErrorCode
+from arcane.logs import bind
 from arcane.peers import TrustedProxies, is_https
 
 Scope = MutableMapping[str, Any]
@@ -34,6 +38,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SOCKET_IO = "/socket.io/"
 FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")  # a balancer's (HAProxy's unique-id) or a client's
 CORS_ALLOW_METHODS = b"GET, POST, OPTIONS"
 CORS_ALLOW_HEADERS = b"authorization, content-type, last-event-id"
 CORS_EXPOSE_HEADERS = b"retry-after"
@@ -65,6 +70,7 @@ class Gate:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        bind(transport="http", request_id=headers.request_id)  # for this request's log lines (arcane/logs.py)
         if headers.has_body and not scope["path"].startswith(SOCKET_IO):  # (Engine.IO's are read whole: bodies.py)
             receive, send = _closing_unless_read(receive, send)
         origin = headers.origin
@@ -79,6 +85,10 @@ class Gate:
             if refusal is not None:
                 await _refuse(scope, send, refusal)
                 return
+        if scope["method"] == "POST" and scope["path"].startswith("/api/games"):
+            action = _action_name(scope["path"])
+            if action is not None:  # timed from here to the answer's first byte (/metrics)
+                send = _timed(send, action)
         extra: list[tuple[bytes, bytes]] = []
         if listed and not scope["path"].startswith(SOCKET_IO):
             extra += _cors_headers(origin)  # type: ignore[arg-type]
@@ -126,13 +136,14 @@ class Gate:
 class _Headers:
     """The few request headers the gate reads, in one pass."""
 
-    __slots__ = ("host", "origin", "fetch_site", "bearer", "preflight", "has_body", "json", "forwarded")
+    __slots__ = ("host", "origin", "fetch_site", "bearer", "preflight", "has_body", "json", "forwarded", "request_id")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self.host = ""
         self.origin: str | None = None
         self.fetch_site: str | None = None
         self.bearer = self.preflight = self.has_body = self.json = self.forwarded = False
+        self.request_id: str | None = None
         for name, value in raw:
             if name == b"host":
                 self.host = value.decode("latin1")
@@ -153,6 +164,32 @@ class _Headers:
                 self.json = media == b"application/json" or media.endswith(b"+json")
             elif name in FORWARDED:
                 self.forwarded = True
+            elif name == b"x-request-id" and REQUEST_ID.fullmatch(value):
+                self.request_id = value.decode("ascii")
+
+
+# POST /api/games/<code>/<route>: the action's name, as /metrics labels it (a fixed set).
+HTTP_ACTIONS = {"players": "join", "spectators": "watch", "leave": "leave", "start": "start",
+                "interrogation": "answer", "choices": "make_choice", "chat": "chat_message", "typing": "typing",
+                "skip": "vote_skip", "rematch": "rematch"}
+
+
+def _action_name(path: str) -> str | None:
+    if path == "/api/games":
+        return "create"
+    parts = path.split("/")  # "", "api", "games", code, route
+    return HTTP_ACTIONS.get(parts[4]) if len(parts) == 5 else None
+
+
+def _timed(send: Send, action: str) -> Send:
+    started = time.perf_counter()
+
+    async def timing(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            stats.action(action, "http", time.perf_counter() - started)
+        await send(message)
+
+    return timing
 
 
 def _peer(scope: Scope) -> str:

@@ -125,6 +125,10 @@ class Presence:
     async def online(self, game_code: str) -> set[str]:
         return await self.directory.online(game_code)
 
+    def local_players(self) -> int:
+        """Players with at least one live connection to this process (for /metrics)."""
+        return len(self._seats)
+
     def connect(self, game_code: str, player_id: str, player_name: str, conn_id: str, *, lease: float | None = None) -> None:
         key = (game_code, player_id)
         seat = self._seats.get(key)

@@ -17,7 +17,7 @@ import socketio
 from quart import Quart
 
 from arcane import fallback, serving
-from arcane import shutdown
+from arcane import logs, shutdown
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings, described
@@ -33,12 +33,15 @@ from arcane.realtime.bodies import BoundedPollingBodies
 from arcane.realtime.handlers import Realtime
 from arcane.recent import PER_GAME as RECENT_PER_GAME, RecentEvents
 from arcane.realtime.server import SocketServer, create_server
-from arcane.routes import api, errors, legacy, pages
+from arcane.routes import admin, api, errors, legacy, pages
 from arcane.logwatch import LogWatch
+from arcane.metrics import Metrics
+from arcane.serving.listen import check_backlog
 from arcane.store import connect
 from arcane.transports import Services
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKLOG_CHECK_AFTER = 1.0  # seconds after startup: the listening sockets are open by then
 SWITCH_INTERVAL = 0.0005
 # Python's cycle collector, tuned for a server holding thousands of connections. With the
 # default (700, 10, 10) a full collection ran every few seconds under load and, walking
@@ -74,6 +77,9 @@ class Runtime:
             self._log_watch = LogWatch(self.services.bus, self.services.store)
             self._log_watch.start()
         self._shutdown_watch = shutdown.watch(self.begin_shutdown)
+        # Once hypercorn listens (its sockets may be opened after this startup): is the
+        # backlog deep enough for a reconnect storm? (arcane/serving/listen.py)
+        asyncio.get_running_loop().call_later(BACKLOG_CHECK_AFTER, check_backlog)
         # What is loaded by now (modules, the app) lives as long as the process: leave it out
         # of every later collection.
         gc.collect()
@@ -120,6 +126,7 @@ def create_quart(settings: Settings) -> Quart:
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.token_ttl),
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_blueprint(admin.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(legacy.blueprint)
     app.register_blueprint(pages.blueprint)
@@ -127,22 +134,16 @@ def create_quart(settings: Settings) -> Quart:
     return app
 
 
-def _log_to_stderr() -> None:
-    """Our own INFO lines (what the server serves, Redis coming and going) reach the
-    operator beside hypercorn's, unless the host has set up logging itself."""
-    ours = logging.getLogger("arcane")
-    if ours.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
-                                           "%Y-%m-%d %H:%M:%S %z"))
-    ours.addHandler(handler)
-    ours.setLevel(logging.INFO)
+def _log_to_stderr(settings: Settings) -> None:
+    """Our own lines (what the server serves, Redis coming and going) reach the operator
+    beside hypercorn's, at ARCANE_LOG_LEVEL and in ARCANE_LOG_FORMAT (arcane/logs.py), unless
+    the host has set up logging itself."""
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def create_app(settings: Settings | None = None, *, source: ScenarioSource | None = None) -> Gate:
     settings = settings or Settings.from_env()
-    _log_to_stderr()
+    _log_to_stderr(settings)
     # SQLite runs in aiosqlite's threads; under load the busy event loop would keep each of
     # them waiting up to the default 5 ms for the GIL at every statement.
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -167,10 +168,13 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     limits = Limits(settings, functools.partial(RedisLimiter, cluster.link) if cluster else LocalLimiter)
     secret = quart_app.secret_key
     assert isinstance(secret, str)  # create_quart's, from Settings.resolved_secret_key
-    services = Services(settings, store, bus, service, Tokens(secret), presence, limiter, limits)
+    services = Services(settings, store, bus, service, Tokens(secret), presence, limiter, limits,
+                        redis=cluster.link if cluster else None)
     runtime = Runtime(services, sio, cluster)
     quart_app.extensions["arcane"] = services
     runtime.realtime = Realtime(services, sio, _session_loader(quart_app))
+    realtime = runtime.realtime
+    quart_app.extensions["arcane_metrics"] = Metrics(services, lambda: len(realtime.connections))
 
     @quart_app.before_serving
     async def start() -> None:

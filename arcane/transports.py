@@ -18,9 +18,9 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from arcane import jsoncodec
+from arcane import jsoncodec, stats
 from arcane.bus import Bus, Item
 from arcane.config import Settings
 from arcane.errors import ArcaneError
@@ -32,6 +32,9 @@ from arcane.identity import Tokens
 from arcane.limits import Limiter, Limits, retry_after_header
 from arcane.presence import Presence
 from arcane.store import Store
+
+if TYPE_CHECKING:
+    from arcane.cluster import RedisLink
 
 __all__ = ["PAYLOAD", "Encoder", "Pump", "Refusal", "Services", "Transport"]
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class Services:
     limits: Limits  # per address and identity, and the connection caps
     closing: asyncio.Event = field(default_factory=asyncio.Event)  # set once shutdown begins
     followers: set[Feed] = field(default_factory=set)  # open SSE streams and long-polls
+    redis: RedisLink | None = None  # with ARCANE_REDIS_URL: what /healthz/ready pings
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,9 @@ class Refusal:
     """An `ArcaneError` as each transport shows it: the one place that renders one."""
 
     error: ArcaneError
+
+    def __post_init__(self) -> None:
+        stats.errors[self.error.code.value] += 1  # each refusal is rendered once (/metrics)
 
     @property
     def body(self) -> dict[str, Any]:
@@ -83,6 +90,7 @@ class Transport(Protocol):
     """One client's connection, as the pump writes to it; each adapter implements it."""
 
     name: str  # who it is, for the log
+    kind: str  # which transport: socketio, sse or longpoll (a metric's label: bounded)
 
     def write_now(self, event: Event) -> bool:
         """Write the event at once if nothing waits ahead of it; else False, nothing written."""
@@ -192,6 +200,7 @@ class Pump:
                     self._cut()
                     return
                 if transport.write_now(event):
+                    stats.delivered[transport.kind] += 1
                     if self._on_event is not None:
                         self._on_event(event)
                     return
@@ -220,6 +229,7 @@ class Pump:
         log.warning("%s fell too far behind in %s; cutting it: it resumes from its cursor",
                     self._transport.name, self._feed.ident.game_code)
         self.cut = True
+        stats.cut_off[self._transport.kind] += 1
         self._feed.close()
         if self._waiting:
             self._waiting.clear()
@@ -231,6 +241,7 @@ class Pump:
         feed, transport = self._feed, self._transport
         try:
             if first is not None:
+                stats.catch_ups["replay" if first.recovered else "snapshot"] += 1
                 if first.recovered:
                     if first.events:
                         await transport.write(first.events)
@@ -257,6 +268,7 @@ class Pump:
             self._settle()
 
     def _written(self, *events: Event) -> None:
+        stats.delivered[self._transport.kind] += len(events)
         if self._on_event is not None:
             for event in events:
                 self._on_event(event)

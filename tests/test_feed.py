@@ -16,6 +16,8 @@ from tests.support import LiveServer, Player, seat_party
 class Kept:
     """A transport that keeps what the pump writes: what a client would have received."""
 
+    kind = "test"
+
     name = "test client"
 
     def __init__(self) -> None:

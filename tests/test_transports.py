@@ -46,6 +46,8 @@ def test_an_encoder_keeps_only_the_frames_of_the_latest_events() -> None:
 class Stuck:
     """A transport whose client stopped reading: nothing can be written at once."""
 
+    kind = "test"
+
     name = "a stuck client"
 
     def __init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from arcane import stats
 from arcane.errors import validation
 from arcane.feed import CURSOR_MAX, EPOCH_MAX, Feed
 from arcane.game.records import Identity
@@ -17,10 +18,11 @@ class Following:
     generator frame for it.
     """
 
-    __slots__ = ("_rt", "_feed")
+    __slots__ = ("_rt", "_feed", "_kind")
 
-    def __init__(self, rt: Services, ident: Identity) -> None:
+    def __init__(self, rt: Services, ident: Identity, kind: str) -> None:
         self._rt = rt
+        self._kind = kind  # sse or longpoll: counted open (/metrics)
         self._feed = Feed(rt.bus, ident, store=rt.store, snapshot=rt.service.view,
                           maxsize=rt.settings.stream_buffer)
 
@@ -28,9 +30,11 @@ class Following:
         if self._rt.closing.is_set():
             self._feed.close()
         self._rt.followers.add(self._feed)  # a set, not a task per stream: begin_shutdown closes them all
+        stats.open_streams[self._kind] += 1
         return self._feed
 
     async def __aexit__(self, *exc: object) -> None:
+        stats.open_streams[self._kind] -= 1
         self._rt.followers.discard(self._feed)
         self._feed.close()
 

@@ -21,6 +21,7 @@ from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect, 
 from arcane.fallback.following import Following, epoch_param, parse_cursor
 from arcane.feed import Backlog, CatchUp
 from arcane.game.records import Identity, Member
+from arcane.logs import bind
 from arcane.transports import PAYLOAD, Encoder, Pump, Services
 
 # A poller is online while it comes back within two of its timeouts; a timeout of
@@ -66,6 +67,7 @@ async def serve(rt: Services, caller: Caller, code: str, request: Request, recei
 
 async def _answer(rt: Services, ident: Identity, member: Member, after: int | None, epoch: str | None,
                   timeout: float, client: str, receive: Receive, send: Send) -> None:
+    bind(transport="longpoll", game_code=ident.game_code, player_id=ident.player_id)
     lease_id = f"poll:{ident.player_id}:{client}"
     if member.is_player:
         # One lease per (player, client id): a short-timeout tab cannot cut short the lease of
@@ -73,7 +75,7 @@ async def _answer(rt: Services, ident: Identity, member: Member, after: int | No
         rt.presence.touch(ident.game_code, ident.player_id, member.name,
                           conn_id=lease_id, lease=2 * max(timeout, LEASE_FLOOR))
     backlog = Backlog.of(rt.settings)
-    async with Following(rt, ident) as feed:
+    async with Following(rt, ident, "longpoll") as feed:
         start = await feed.start(after, epoch, current=member.epoch)
         collected = Answer(ident, start)
         pump = Pump(feed, collected, backlog)
@@ -101,6 +103,7 @@ class Answer:
     catch-up and then from the pump, until the first arrive or the wait ends; the answer
     then goes in one write (`answer`). Cut by the pump, it answers at once with what it has."""
 
+    kind = "longpoll"
     __slots__ = ("name", "items", "_bytes", "_woken")
 
     def __init__(self, ident: Identity, first: CatchUp) -> None:

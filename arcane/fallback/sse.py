@@ -19,6 +19,7 @@ from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect
 from arcane.fallback.following import Following, epoch_param, parse_cursor
 from arcane.feed import Backlog
 from arcane.game.records import Identity, Member
+from arcane.logs import bind
 from arcane.serving.h11 import ChunkWriter
 from arcane.serving.hypercorn import HIGH_WATER
 from arcane.transports import PAYLOAD, Encoder, Pump, Refusal, Services
@@ -70,8 +71,9 @@ async def stream(rt: Services, ident: Identity, member: Member, after: int | Non
     `seat_closed`), or when the client falls `Backlog` behind (the pump cuts it: the
     connection is dropped). The client resumes from its id.
     """
+    bind(transport="sse", game_code=ident.game_code, player_id=ident.player_id)
     conn_id = f"sse:{secrets.token_hex(8)}"
-    async with Following(rt, ident) as feed:
+    async with Following(rt, ident, "sse") as feed:
         unwatch = on_disconnect(receive, feed.close)
         if member.is_player:
             rt.presence.connect(ident.game_code, ident.player_id, member.name, conn_id)
@@ -109,6 +111,7 @@ class EventStream:
     through hypercorn, which waits for a slow client. A catch-up goes in pieces of at most
     `HIGH_WATER` bytes, so a long replay never sits whole in the connection's buffer."""
 
+    kind = "sse"
     __slots__ = ("name", "_send", "_ended", "_waiter", "_loop", "_written_at")
 
     def __init__(self, send: Send | ChunkWriter, ident: Identity) -> None:

@@ -413,6 +413,35 @@ async def store_scenario(db: Writes, item: tuple[str, int, Scenario, float]) -> 
 # -- the end, and again -------------------------------------------------------------------------
 
 @each
+async def end_game(db: Writes, item: tuple[str, str, str]) -> bool:
+    """An operator ends a game (`arcane end`, the admin page): `game_ended` says who and why,
+    then `game_over` with the reason `ended`. False when it was over already."""
+    code, author, reason = item
+    game = await require_game(db, code)
+    if game.phase == FINISHED:
+        return False
+    await db.log(code, "game_ended", {"by": author, "reason": reason})
+    await _finish(db, game, "ended")
+    return True
+
+
+@each
+async def remove_player(db: Writes, item: tuple[str, str, str, int]) -> bool:
+    """An operator removes a player (or spectator) from a game: `player_removed` says who did,
+    then the seat closes as if they had left (its connections end; the table goes on).
+    True when the next turn needs its scenario."""
+    code, player_id, author, turns_per_game = item
+    game = await require_game(db, code)
+    member = await repo.load_member(db, code, player_id)
+    if member is None:
+        raise ArcaneError(ErrorCode.NOT_IN_GAME, "no such player in this game")
+    await db.log(code, "player_removed", {"player_id": player_id, "player_name": member.name, "by": author})
+    await _remove_seat(db, game, member, "removed")
+    if not member.is_player or game.phase in (LOBBY, FINISHED):
+        return False
+    return await _move_on(db, await require_game(db, code), turns_per_game)
+
+@each
 async def rematch(db: Writes, ident: Identity) -> Seat:
     """Play again with this party: the first player to ask makes a new game with every player
     of this one seated, under the same player ids and names, the asker as host; each player

@@ -88,6 +88,7 @@ class SocketWire:
     within a loop turn.
     """
 
+    kind = "socketio"
     __slots__ = ("name", "_sio", "_conn", "_socket", "_queue")
 
     def __init__(self, sio: Any, conn: Connection) -> None:

@@ -11,9 +11,11 @@ from typing import Any
 
 from socketio.exceptions import ConnectionRefusedError
 
+from arcane import stats
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.events import SEAT_CLOSED, Event
 from arcane.feed import CURSOR_MAX, EPOCH_MAX, Backlog, Feed
+from arcane.logs import bind
 from arcane.game.service import normalize_code
 from arcane.identity import cookie_session, session_games
 from arcane.realtime.connections import Connection, Room, SocketWire, emit
@@ -67,6 +69,7 @@ class Realtime:
         @functools.wraps(handler)
         async def run(sid: str, data: Any = None, *extra: Any) -> Any:
             conn = self.connections.get(sid)
+            started = time.perf_counter()
             try:
                 if conn is None:
                     raise ArcaneError(ErrorCode.AUTH_REQUIRED, "connect again")
@@ -78,6 +81,9 @@ class Realtime:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                ident = conn.room.ident if conn is not None and conn.room is not None else None
+                bind(transport="socketio", request_id=sid, game_code=ident.game_code if ident else None,
+                     player_id=ident.player_id if ident else None)
                 log.exception("socket event %s from %s failed", name, sid)
                 return await self._refuse(
                     sid, name, ArcaneError(ErrorCode.INTERNAL_ERROR, "something went wrong on our side")
@@ -85,6 +91,7 @@ class Realtime:
             finally:
                 if conn is not None:
                     conn.reply = None  # an early ack is only ever for the event being handled
+                stats.action(name, "socketio", time.perf_counter() - started)
 
         return run
 

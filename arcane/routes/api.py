@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from quart import Blueprint, jsonify
@@ -11,6 +12,7 @@ from arcane.game.service import Seat
 from arcane.routes.common import acting, json_body, new_seat, reading, runtime, seat_token
 
 blueprint = Blueprint("api", __name__)
+READY_TIMEOUT = 2.0  # seconds each dependency has to answer /healthz/ready
 
 
 def seated(seat: Seat) -> tuple[Any, int]:
@@ -24,6 +26,36 @@ async def healthz() -> Any:
     rt = runtime()
     await rt.store.fetchone("SELECT 1")
     return jsonify({"ok": True})
+
+
+@blueprint.get("/healthz/live")
+async def healthz_live() -> Any:
+    """The event loop turns: this answer is proof enough (a liveness probe restarts a process
+    that stops answering it; nothing outside the process is asked)."""
+    return jsonify({"ok": True})
+
+
+@blueprint.get("/healthz/ready")
+async def healthz_ready() -> Any:
+    """Ready for new players: not draining, the database answers and, when configured, Redis
+    does, each within READY_TIMEOUT. 503 otherwise, at once, with what is wrong."""
+    rt = runtime()
+    checks: dict[str, str] = {"draining": "yes" if rt.closing.is_set() else "no"}
+    try:
+        await asyncio.wait_for(rt.store.fetchone("SELECT 1"), READY_TIMEOUT)
+        checks["database"] = "up"
+    except Exception:  # unreachable, refused, timed out: not ready, whatever the reason
+        checks["database"] = "down"
+    if rt.redis is None:
+        checks["redis"] = "not configured"
+    else:
+        try:
+            await asyncio.wait_for(rt.redis.client.ping(), READY_TIMEOUT)
+            checks["redis"] = "up"
+        except Exception:
+            checks["redis"] = "down"
+    ready = checks["draining"] == "no" and checks["database"] == "up" and checks["redis"] != "down"
+    return jsonify({"ok": ready} | checks), 200 if ready else 503
 
 
 @blueprint.get("/livez")

@@ -14,6 +14,7 @@ from arcane.game.records import Identity, Member
 from arcane.game.service import Seat
 from arcane.identity import bearer, remember, seat_of
 from arcane.limits import RateLimited
+from arcane.logs import bind
 from arcane.transports import Services
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ def bearer_token(*, allow_query: bool = False) -> str | None:
 async def caller(code: str, *, allow_query_token: bool = False) -> tuple[Identity, Member]:
     """The caller's seat in game `code`, by bearer token or session cookie."""
     rt = runtime()
-    return await seat_of(rt, code, bearer_token(allow_query=allow_query_token), session,
-                         address=rt.limits.address(request.scope))
+    ident, member = await seat_of(rt, code, bearer_token(allow_query=allow_query_token), session,
+                                  address=rt.limits.address(request.scope))
+    bind(game_code=ident.game_code, player_id=ident.player_id)
+    return ident, member
 
 
 async def reading(code: str) -> tuple[Identity, Member]:

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from arcane.serving.listen import STORM_BACKLOG
+
 if TYPE_CHECKING:
     from arcane.gate import Gate
 
@@ -55,6 +57,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", metavar="FILE", help="a hypercorn TOML config file (TLS, timeouts, logs)")
     parser.add_argument("--graceful-timeout", type=float, metavar="SECONDS",
                         help="how long requests still running at shutdown may take")
+    parser.add_argument("--backlog", type=int, metavar="N", default=None,
+                        help=f"the listening socket's backlog (default {STORM_BACKLOG}: a reconnect storm's "
+                             "connections wait in it, not in TCP's retries; see arcane/serving/listen.py)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +71,10 @@ def configure(args: argparse.Namespace) -> Config:
         config.bind = ["127.0.0.1:8000"]
     if args.graceful_timeout is not None:
         config.graceful_timeout = args.graceful_timeout
+    if args.backlog is not None:
+        config.backlog = args.backlog
+    elif not args.config:
+        config.backlog = STORM_BACKLOG
     return config
 
 

@@ -15,11 +15,13 @@ import abc
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from arcane import stats
 from arcane.events import Event
 from arcane.store.writes import Action
 
@@ -167,9 +169,11 @@ class Store(abc.ABC):
         """
         trip = self._start_trip()
         while trip is not None:
-            jobs, outcome = trip
+            jobs, outcome, started = trip
             try:
                 results, events = await outcome
+                stats.commit_seconds.observe(time.perf_counter() - started)
+                stats.batch_size.observe(len(jobs))
             except BaseException as exc:
                 for job in jobs:
                     if not job.future.done():
@@ -187,7 +191,7 @@ class Store(abc.ABC):
             if events:
                 self.on_commit(events)
 
-    def _start_trip(self) -> tuple[list[Job], asyncio.Task[tuple[list[Any], list[Event]]]] | None:
+    def _start_trip(self) -> tuple[list[Job], asyncio.Task[tuple[list[Any], list[Event]]], float] | None:
         """Up to MAX_BATCH queued jobs, not cancelled, on their way to the writer's thread."""
         jobs, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
         jobs = [job for job in jobs if not job.future.done()]
@@ -195,7 +199,7 @@ class Store(abc.ABC):
             for job in jobs:
                 job.future.set_exception(RuntimeError("store is not open"))
             return None
-        return jobs, asyncio.ensure_future(self._commit(jobs))
+        return jobs, asyncio.ensure_future(self._commit(jobs)), time.perf_counter()
 
 
 class KeyedReads(Generic[K, V]):

@@ -128,6 +128,29 @@ async def load_events_named(db: Reader, code: str, names: Sequence[str]) -> list
     return [(r["seq"], r["event"], json.loads(r["payload"])) for r in rows]
 
 
+async def list_games(db: Reader, *, phase: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest games first, with how many players and spectators each has."""
+    rows = await db.fetchall(
+        "SELECT g.code, g.phase, g.turn_number, g.party_trust, g.created_at, g.finished_reason,"
+        " (SELECT COUNT(*) FROM players p WHERE p.game_code = g.code AND p.role = 'player') AS players,"
+        " (SELECT COUNT(*) FROM players p WHERE p.game_code = g.code AND p.role <> 'player') AS spectators"
+        " FROM games g WHERE (? IS NULL OR g.phase = ?) ORDER BY g.created_at DESC LIMIT ?",
+        (phase, phase, limit))
+    return [{key: row[key] for key in ("code", "phase", "turn_number", "party_trust", "created_at",
+                                        "finished_reason", "players", "spectators")} for row in rows]
+
+
+async def load_log(db: Reader, code: str, after: int = 0) -> list[dict[str, Any]]:
+    """The game's whole log (as far back as it keeps), every audience: for an operator's
+    eyes only (export, the admin page). A private event says whose it is."""
+    rows = await db.fetchall(
+        "SELECT seq, event, audience, payload, created_at FROM events WHERE game_code = ? AND seq > ? ORDER BY seq",
+        (code, after))
+    return [{"seq": r["seq"], "event": r["event"], "audience": r["audience"],
+             "private": r["audience"] != "room", "time": r["created_at"], "data": json.loads(r["payload"])}
+            for r in rows]
+
+
 async def skip_votes(db: Reader, code: str, turn_number: int, target_id: str) -> set[str]:
     rows = await db.fetchall(
         "SELECT voter_id FROM skip_votes WHERE game_code = ? AND turn_number = ? AND target_id = ?",

@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from arcane import jsoncodec
+from arcane import jsoncodec, stats
 from arcane.errors import ArcaneError, ErrorCode
 from arcane.events import Event, audiences
 from arcane.store.engine import Job, Store, _snapshot_owner, runs_of
@@ -123,6 +123,7 @@ class PostgresStore(Store):
         self._pool: asyncpg.Pool | None = None
         self._writer: asyncpg.Connection | None = None
         self._opened = False
+        self._away = False
 
     @property
     def is_open(self) -> bool:
@@ -157,7 +158,12 @@ class PostgresStore(Store):
     async def _commit(self, jobs: list[Job]) -> tuple[list[Any], list[Event]]:
         for attempt in range(RETRIES):
             try:
-                return await self._commit_once(await self._writer_conn(), jobs)
+                done = await self._commit_once(await self._writer_conn(), jobs)
+                if self._away:  # back after being unreachable (/metrics)
+                    self._away = False
+                    stats.reconnects["postgresql"] += 1
+                    log.warning("PostgreSQL is back")
+                return done
             except _RETRYABLE as exc:
                 log.info("a batch met another host's locks (%s); running it again", type(exc).__name__)
                 await asyncio.sleep(0.005 * (attempt + 1))
@@ -166,6 +172,7 @@ class PostgresStore(Store):
                 if writer is not None:
                     writer.terminate()
                 log.warning("PostgreSQL unreachable: %s", exc)
+                self._away = True
                 raise unavailable(exc) from exc
         raise ArcaneError(ErrorCode.SERVICE_UNAVAILABLE, "the game database is too busy; try again shortly")
 

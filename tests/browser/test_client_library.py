@@ -74,10 +74,22 @@ async def test_the_default_schedule_is_one_second_times_one_and_a_half_capped_at
     await page.close()
 
 
+async def test_reconnects_are_spread_by_jitter_so_a_restart_brings_no_stampede(
+    browser: Browser, server: LiveServer,
+) -> None:
+    page = await library_page(browser, server)
+    firsts = await page.evaluate("Array.from({length: 200}, () => new lib.Backoff().next())")
+    assert all(500 <= d <= 1000 for d in firsts), firsts  # the first second, halved at most
+    assert len(set(firsts)) > 50, "the first reconnects are not spread"
+    assert await page.evaluate("new lib.Backoff({ jitter: 0 }).next()") == 1000
+    assert await page.evaluate("new lib.Backoff().next(() => 1)") == 500
+    await page.close()
+
+
 async def test_after_the_last_try_the_client_says_connection_failed(browser: Browser, server: LiveServer) -> None:
     page = await library_page(browser, server)
     outcome = await run(page, [{"fail": True}] * 5, """
-        const client = makeClient({ initialDelay: 10, factor: 2, maxDelay: 40, maxTries: 4 });
+        const client = makeClient({ initialDelay: 10, factor: 2, maxDelay: 40, maxTries: 4, jitter: 0 });
         try { await client.connect(); return "connected"; }
         catch (error) { return [error.code, client.state]; }
     """)

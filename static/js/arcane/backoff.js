@@ -1,6 +1,9 @@
 // Reconnection delays: `initialDelay`, times `factor` each try, capped at `maxDelay`, `maxTries` tries.
+// Each delay handed out is shortened by up to `jitter` of itself, at random: after a server
+// restarts, its thousands of browsers come back spread over the first second or so, not in
+// the same millisecond (docs/client.md).
 
-export const DEFAULT_BACKOFF = Object.freeze({ initialDelay: 1000, factor: 1.5, maxDelay: 10000, maxTries: 10 });
+export const DEFAULT_BACKOFF = Object.freeze({ initialDelay: 1000, factor: 1.5, maxDelay: 10000, maxTries: 10, jitter: 0.5 });
 
 export function backoffOptions(overrides = {}) {
   const options = { ...DEFAULT_BACKOFF };
@@ -8,12 +11,13 @@ export function backoffOptions(overrides = {}) {
     if (!(key in DEFAULT_BACKOFF)) throw new TypeError(`unknown backoff option ${key}`);
     if (value === undefined || value === null) continue;
     if (!Number.isFinite(value) || value < 0) throw new TypeError(`backoff ${key} must be a number >= 0`);
+    if (key === "jitter" && value > 1) throw new TypeError("backoff jitter must be from 0 to 1");
     options[key] = value;
   }
   return Object.freeze(options);
 }
 
-// The whole schedule, for display and tests: [1000, 1500, 2250, ...].
+// The whole schedule before jitter, for display and tests: [1000, 1500, 2250, ...].
 export function backoffDelays(overrides = {}) {
   const { initialDelay, factor, maxDelay, maxTries } = backoffOptions(overrides);
   const delays = [];
@@ -39,10 +43,11 @@ export class Backoff {
     return this.#tries >= this.#delays.length;
   }
 
-  // The delay before the next try, or null when every try is spent.
-  next() {
+  // The delay before the next try (jittered), or null when every try is spent.
+  next(random = Math.random) {
     if (this.exhausted) return null;
-    return this.#delays[this.#tries++];
+    const delay = this.#delays[this.#tries++];
+    return Math.round(delay * (1 - this.options.jitter * random()));
   }
 
   reset() {
