@@ -26,7 +26,7 @@ from arcane.store import SqliteStore, connect
 # (table, its columns, the order to read it in): parents first.
 TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("games", ("code", "phase", "max_players", "turn_number", "party_trust", "npcs", "last_seq", "log_floor",
-               "finished_reason", "created_at", "epoch", "turn_deadline", "rematch_code"), "code"),
+               "finished_reason", "created_at", "epoch", "turn_deadline", "rematch_code", "public"), "code"),
     ("players", ("game_code", "player_id", "name", "role", "is_host", "position", "player_class", "divine_favor",
                  "questions", "joined_at", "seen_at"), "game_code, player_id"),
     ("interrogation_answers", ("game_code", "player_id", "question_id", "answer_id", "answered_at"),

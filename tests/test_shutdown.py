@@ -27,6 +27,7 @@ GRACEFUL_TIMEOUT = 30
 class Process:
     url: str
     proc: asyncio.subprocess.Process
+    log: Path | None = None
 
 
 def free_port() -> int:
@@ -69,7 +70,7 @@ async def launch(run: str, tmp_path: Path, graceful_timeout: float) -> Process:
             proc.kill()
             raise AssertionError(f"{run} did not start: {log.read_text()}")
     assert f"on {loop}'s event loop" in log.read_text(), log.read_text()
-    return Process(url, proc)
+    return Process(url, proc, log)
 
 
 @pytest.fixture(params=["worker-process", "worker-process-asyncio-loop", "python-m-arcane",
@@ -106,6 +107,9 @@ async def test_sigterm_stops_the_server_promptly_with_every_kind_of_connection_o
             await client.sio.disconnect()
     await stream.close()
     await ann.close()
+    assert hypercorn.log is not None
+    written = hypercorn.log.read_text()
+    assert "Traceback" not in written and "CancelledError" not in written, written  # a graceful stop is quiet
 
 
 async def test_hypercorn_single_process_ends_open_streams_at_its_graceful_timeout(tmp_path: Path) -> None:

@@ -426,6 +426,18 @@ async def end_game(db: Writes, item: tuple[str, str, str]) -> bool:
 
 
 @each
+async def publish_replay(db: Writes, item: tuple[Identity, bool]) -> None:
+    """A player of a finished game shows its replay to anyone with the link (or hides it)."""
+    ident, public = item
+    game = await require_game(db, ident.game_code)
+    me = await require_player(db, ident)
+    if game.phase != FINISHED:
+        raise ArcaneError(ErrorCode.WRONG_PHASE, "a replay can be shown once the game is over")
+    await repo.set_public(db, game.code, public)
+    await db.log(game.code, "replay_shared", {"public": public, "player_id": me.player_id, "player_name": me.name})
+
+
+@each
 async def remove_player(db: Writes, item: tuple[str, str, str, int]) -> bool:
     """An operator removes a player (or spectator) from a game: `player_removed` says who did,
     then the seat closes as if they had left (its connections end; the table goes on).

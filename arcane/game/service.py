@@ -20,7 +20,7 @@ from arcane.game.content import questions
 from arcane.game.records import GameRecord, Identity, Member, Seat
 from arcane.game.scenarios import ScenarioRequest, ScenarioSource, ScenarioUnavailable, fetch_scenario
 from arcane.store import KeyedReads, Store
-from arcane.store.games import (games_due, games_waiting_for_a_scenario, load_answers, load_choices,
+from arcane.store.games import (games_due, games_waiting_for_a_scenario, is_public, load_answers, load_choices,
                                 load_events_named, load_game, load_history, load_members, load_members_by_key,
                                 load_scenario, load_turns)
 
@@ -332,6 +332,19 @@ class GameService:
         seat: Seat = await self._store.run(actions.rematch, ident)
         return seat
 
+    async def share_replay(self, ident: Identity, public: Any) -> dict[str, Any]:
+        if not isinstance(public, bool):
+            raise validation("public must be true or false")
+        await self._store.run(actions.publish_replay, (ident, public))
+        return {"ok": True, "public": public}
+
+    async def public_recap(self, code: str) -> dict[str, Any] | None:
+        """The recap of a finished game its players made public; None when it is not."""
+        code = normalize_code(code)
+        if not await is_public(self._store, code):
+            return None
+        return await self._recap(code)
+
     async def recap(self, ident: Identity) -> dict[str, Any]:
         """The whole story of a finished game, for its players and spectators: each turn's
         scene, every whisper (revealed now), the hidden trap, each choice, the outcome, and what
@@ -341,6 +354,11 @@ class GameService:
             await require_member(db, ident)
             if game.phase != FINISHED:
                 raise ArcaneError(ErrorCode.WRONG_PHASE, "the recap opens when the game is over")
+        return await self._recap(game.code)
+
+    async def _recap(self, code: str) -> dict[str, Any]:
+        async with self._store.snapshot() as db:
+            game = await require_game(db, code)
             members = await load_members(db, game.code)
             turns = await load_turns(db, game.code)
             logged = await load_events_named(db, game.code, ("new_scenario", "chat_message", "player_left"))
@@ -369,6 +387,7 @@ class GameService:
                 "chat": chat_by_turn.get(t["turn_number"], []),
             })
         return {"game_code": game.code, "finished_reason": game.finished_reason, "party_trust": game.party_trust,
+                "public": await is_public(self._store, game.code),
                 "npcs": [n.public() for n in game.npcs], "rematch_code": game.rematch_code,
                 "players": [m.summary() for m in members if m.is_player],
                 "before_the_story": chat_by_turn.get(0, []), "turns": story}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from quart import Blueprint, jsonify
+from quart import Blueprint, jsonify, request
 
+from arcane.errors import ArcaneError, ErrorCode
 from arcane.game.records import Identity
 from arcane.game.service import Seat
 from arcane.routes.common import acting, json_body, new_seat, reading, runtime, seat_token
@@ -132,8 +133,26 @@ async def vote_skip(code: str) -> Any:
 
 @blueprint.get("/api/games/<code>/recap")
 async def recap(code: str) -> Any:
-    ident, _ = await reading(code)
+    """For the game's players and spectators; for anyone once its players made it public
+    (such a stranger's reads count against their address's budget, as creating does)."""
+    try:
+        ident, _ = await reading(code)
+    except ArcaneError as refusal:
+        if refusal.code not in (ErrorCode.AUTH_REQUIRED, ErrorCode.NOT_IN_GAME):
+            raise
+        public = await runtime().service.public_recap(code)
+        if public is None:
+            raise
+        await runtime().limits.create(request.scope)
+        return jsonify(public)
     return jsonify(await runtime().service.recap(ident))
+
+
+@blueprint.post("/api/games/<code>/replay")
+async def share_replay(code: str) -> Any:
+    ident, _ = await acting(code)
+    body = await json_body()
+    return jsonify(await runtime().service.share_replay(ident, body.get("public")))
 
 
 @blueprint.post("/api/games/<code>/rematch")

@@ -67,6 +67,16 @@ async def game(code: str) -> Any:
     return await render_template("game.html", page="game", game_code=code)
 
 
+@blueprint.get("/games/<code>/replay")
+async def replay(code: str) -> Any:
+    """A finished game, turn by turn (static/js/pages/replay.js reads its recap)."""
+    try:
+        code = normalize_code(code)
+    except ArcaneError:
+        return redirect(url_for("pages.home"))
+    return await render_template("replay.html", page="replay", game_code=code)
+
+
 @blueprint.get("/diagnostics")
 async def diagnostics() -> Any:
     return await render_template("diagnostics.html", page="diagnostics")

@@ -351,6 +351,15 @@ async def insert_skip_vote(db: Writes, code: str, turn_number: int, target_id: s
         " ON CONFLICT DO NOTHING", (code, turn_number, target_id, voter_id))
 
 
+async def set_public(db: Writes, code: str, public: bool) -> None:
+    await db.execute("UPDATE games SET public = ? WHERE code = ?", (int(public), code))
+
+
+async def is_public(db: Reader, code: str) -> bool:
+    row = await db.fetchone("SELECT public FROM games WHERE code = ? AND phase = 'finished'", (code,))
+    return bool(row and row["public"])
+
+
 async def set_rematch(db: Writes, code: str, rematch_code: str) -> None:
     await db.execute("UPDATE games SET rematch_code = ? WHERE code = ?", (rematch_code, code))
 

@@ -121,6 +121,8 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE games SET epoch = lower(hex(randomblob(4)));
     """,
     _TABLE_TALK,
+    # A finished game its players chose to show anyone (its replay, /games/<code>/replay).
+    "ALTER TABLE games ADD COLUMN public INTEGER NOT NULL DEFAULT 0;",
 )
 
 
@@ -201,4 +203,6 @@ POSTGRES_MIGRATIONS: tuple[str, ...] = (
     """,
     # As SQLite's migration 5.
     _TABLE_TALK.replace(" REAL", " DOUBLE PRECISION"),
+    # As SQLite's migration 6.
+    "ALTER TABLE games ADD COLUMN public INTEGER NOT NULL DEFAULT 0;",
 )

@@ -97,6 +97,10 @@ export class Api {
     return this.request("GET", this.game(code, "/recap"));
   }
 
+  shareReplay(code, shown) {
+    return this.request("POST", this.game(code, "/replay"), { public: shown });
+  }
+
   rematch(code) {
     return this.request("POST", this.game(code, "/rematch"));
   }
