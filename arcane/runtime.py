@@ -18,6 +18,7 @@ from quart import Quart
 
 from arcane import fallback, serving
 from arcane import logs, shutdown
+from arcane.admin import AdminState
 from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings, described
@@ -65,6 +66,7 @@ class Runtime:
     _closing_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _shutdown_watch: asyncio.Task[None] | None = None
     _log_watch: LogWatch | None = None
+    admin: AdminState | None = None
 
     async def start(self) -> None:
         self.services.closing.clear()
@@ -73,6 +75,8 @@ class Runtime:
         await self.services.presence.start()
         await self.services.service.resume_waiting_games()
         self.services.service.start_clock()
+        if self.admin is not None:
+            self.admin.start()
         if self.cluster is not None:  # one process hears everything itself: nothing to watch
             self._log_watch = LogWatch(self.services.bus, self.services.store)
             self._log_watch.start()
@@ -104,6 +108,8 @@ class Runtime:
         await asyncio.gather(*self._closing_tasks, return_exceptions=True)
         await self.sio.shutdown()
         await self.services.presence.close()
+        if self.admin is not None:
+            await self.admin.stop()
         if self._log_watch is not None:
             await self._log_watch.stop()
         await self.services.service.close()
@@ -175,6 +181,7 @@ def create_app(settings: Settings | None = None, *, source: ScenarioSource | Non
     runtime.realtime = Realtime(services, sio, _session_loader(quart_app))
     realtime = runtime.realtime
     quart_app.extensions["arcane_metrics"] = Metrics(services, lambda: len(realtime.connections))
+    runtime.admin = quart_app.extensions["arcane_admin"] = AdminState(services, lambda: list(realtime.connections.values()))
 
     @quart_app.before_serving
     async def start() -> None:

@@ -23,8 +23,10 @@ catch_ups: Counter[str] = Counter()
 cut_off: Counter[str] = Counter()
 # Redis and PostgreSQL coming back after being away.
 reconnects: Counter[str] = Counter()
-# SSE streams and waiting long-polls open now (Socket.IO's are counted where they are kept).
+# SSE streams and waiting long-polls open now (Socket.IO's are counted where they are kept),
+# in all and by (game, transport) for the admin dashboard (an entry goes with its last stream).
 open_streams: Counter[str] = Counter()
+open_by_game: Counter[tuple[str, str]] = Counter()
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

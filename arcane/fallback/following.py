@@ -31,10 +31,15 @@ class Following:
             self._feed.close()
         self._rt.followers.add(self._feed)  # a set, not a task per stream: begin_shutdown closes them all
         stats.open_streams[self._kind] += 1
+        stats.open_by_game[(self._feed.ident.game_code, self._kind)] += 1
         return self._feed
 
     async def __aexit__(self, *exc: object) -> None:
         stats.open_streams[self._kind] -= 1
+        key = (self._feed.ident.game_code, self._kind)
+        stats.open_by_game[key] -= 1
+        if stats.open_by_game[key] <= 0:
+            del stats.open_by_game[key]
         self._rt.followers.discard(self._feed)
         self._feed.close()
 

@@ -261,6 +261,10 @@ class GameService:
 
     # -- scenarios: fetched outside any transaction, stored by an action of their own ---------
 
+    async def advance(self, code: str) -> bool:
+        """After an action run from outside this service (the admin's): the next scenario."""
+        return await self._advance(code)
+
     async def _advance(self, code: str) -> bool:
         """Give the game its scenario for the current turn; on failure retry in the background."""
         lock = self._advancing.setdefault(code, asyncio.Lock())
