@@ -23,6 +23,9 @@ class Settings:
     turns_per_game: int = 8
     turn_timeout: float = 180.0  # seconds a turn waits for its choices; 0: for ever
     log_level: str = "INFO"  # the arcane logger's level (arcane/logs.py)
+    # On SIGTERM, clients are told to reconnect and let go over this many seconds: keep it
+    # below hypercorn's --graceful-timeout (default 3 s), which then cuts what is left.
+    drain_seconds: float = 1.0
     # The operator's side (/metrics, /admin): refused unless the caller presents this token;
     # unset, both are off, unless admin_loopback lets callers on this machine in without one.
     admin_token: str = field(default="", repr=False)
@@ -148,7 +151,7 @@ _BOOLS = {"websocket_compression", "admin_loopback"}
 _TUPLES = {"cors_origins", "trusted_proxies", "allowed_hosts"}
 MIN_SECRET_KEY_BYTES = 32
 _FLOATS = {
-    "scenario_timeout", "turn_timeout", "ping_interval", "ping_timeout", "rate_limit_per_second",
+    "scenario_timeout", "turn_timeout", "drain_seconds", "ping_interval", "ping_timeout", "rate_limit_per_second",
     "presence_grace", "sse_heartbeat", "poll_timeout", "poll_timeout_max", "presence_ttl",
     "token_ttl", "create_rate_per_minute", "read_rate_per_second", "lookup_failures_per_minute",
 }

@@ -10,8 +10,14 @@ from typing import Any
 ROOM = "room"
 # Logged to the seat alone when it leaves the game: every feed of that seat ends with it.
 SEAT_CLOSED = "seat_closed"
-EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error",
+EPHEMERAL_EVENTS = frozenset({"player_typing", "presence_update", "pong", "error", "server_draining",
                               "player_connected", "player_disconnected"})
+
+
+def draining_event(game_code: str) -> Event:
+    """Told to each client of a server that is stopping (`Runtime.begin_shutdown`): reconnect
+    at once, without waiting out a backoff; the drain spreads these over ARCANE_DRAIN_SECONDS."""
+    return Event(game_code, "server_draining", {"reconnect": True})
 
 
 def player_audience(player_id: str) -> str:

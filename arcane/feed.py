@@ -212,5 +212,12 @@ class Feed:
                 return events[:index + 1]
         return events
 
+    def drain(self, event: Event) -> None:
+        """Shutdown: `event` (`server_draining`) goes to this client like any other, then the
+        feed ends; its pump writes what it holds first."""
+        if not self._sub.closed:
+            self._sub.deliver(event)
+        self.close()
+
     def close(self) -> None:
         self._sub.close()

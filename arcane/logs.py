@@ -80,8 +80,8 @@ def configure(level: str = "INFO", form: str = "text") -> None:
     in `form`, to stderr; unless the host set up logging itself (a handler on the root)."""
     ours = logging.getLogger("arcane")
     ours.setLevel(level)
-    if logging.getLogger().handlers:
-        return
+    if logging.getLogger().handlers or any(not getattr(h, "arcane", False) for h in ours.handlers):
+        return  # the host set up logging itself (a root handler, a --log-config)
     handler = next((h for h in ours.handlers if getattr(h, "arcane", False)), None)
     if handler is None:
         handler = logging.StreamHandler()

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import gc
 import logging
+import random
 import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,7 @@ from arcane.bus import Bus
 from arcane.cluster import Cluster, RedisLimiter
 from arcane.config import Settings, described
 from arcane.fallback.asgi import ASGIApp
+from arcane.events import draining_event
 from arcane.feed import Feed
 from arcane.gate import Gate
 from arcane.game.scenarios import LibrarySource, ScenarioSource
@@ -43,6 +45,7 @@ from arcane.transports import Services
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKLOG_CHECK_AFTER = 1.0  # seconds after startup: the listening sockets are open by then
+DRAIN_STEP = 0.1  # the drain lets a slice of the clients go every this many seconds
 SWITCH_INTERVAL = 0.0005
 # Python's cycle collector, tuned for a server holding thousands of connections. With the
 # default (700, 10, 10) a full collection ran every few seconds under load and, walking
@@ -90,16 +93,36 @@ class Runtime:
         gc.freeze()
 
     def begin_shutdown(self) -> None:
-        """Shutdown has begun: end streams, long-polls and sockets so the server stops promptly."""
+        """Shutdown has begun: no new connection is taken (refused SERVICE_UNAVAILABLE), and
+        every client is told `server_draining` and let go, spread over ARCANE_DRAIN_SECONDS, so
+        they reconnect at once (elsewhere, or here once restarted) without arriving together."""
         if self.services.closing.is_set():
             return
         self.services.closing.set()
-        for feed in list(self.services.followers):
+        task = asyncio.ensure_future(self._drain())
+        self._closing_tasks.add(task)
+        task.add_done_callback(self._closing_tasks.discard)
+
+    async def _drain(self) -> None:
+        feeds = list(self.services.followers)
+        sockets = list(self.realtime.connections.values()) if self.realtime is not None else []
+        clients: list[Any] = [*feeds, *sockets]
+        random.shuffle(clients)
+        steps = max(1, round(self.services.settings.drain_seconds / DRAIN_STEP))
+        letting_go: list[asyncio.Task[None]] = []
+        for step in range(steps):
+            for client in clients[step::steps]:
+                if isinstance(client, Feed):
+                    client.drain(draining_event(client.ident.game_code))
+                elif self.realtime is not None:
+                    letting_go.append(asyncio.ensure_future(self.realtime.drain(client)))
+            if step < steps - 1:
+                await asyncio.sleep(DRAIN_STEP)
+        await asyncio.gather(*letting_go, return_exceptions=True)
+        for feed in list(self.services.followers):  # any that came in meanwhile
             feed.close()
         if self.realtime is not None:
-            task = asyncio.ensure_future(self.realtime.close_all())
-            self._closing_tasks.add(task)
-            task.add_done_callback(self._closing_tasks.discard)
+            await self.realtime.close_all()
 
     async def stop(self) -> None:
         self.begin_shutdown()

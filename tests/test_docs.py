@@ -44,3 +44,11 @@ def test_every_setting_is_documented() -> None:
     missing = [f"ARCANE_{name.upper()}" for name in Settings.__dataclass_fields__
                if f"ARCANE_{name.upper()}" not in docs]
     assert not missing, f"undocumented settings: {missing}"
+
+
+def test_the_browser_client_listens_for_every_event_the_server_emits() -> None:
+    """An SSE stream delivers only the event names the client listens for: one missing from
+    static/js/arcane/transports/events.js never reaches a page on that transport."""
+    listed = set(re.findall(r'"(\w+)"', (ROOT / "static" / "js" / "arcane" / "transports" / "events.js").read_text()))
+    missing = server_emitted_events() - listed
+    assert not missing, f"the browser client does not listen for {sorted(missing)}"

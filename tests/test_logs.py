@@ -105,3 +105,28 @@ async def test_json_lines_and_the_level_are_what_the_operator_asked_for(tmp_path
     assert all({"time", "level", "logger", "message"} <= set(entry) for entry in ours)
     quiet = await served_lines(tmp_path, ARCANE_LOG_LEVEL="WARNING")
     assert not any("serving with database" in line for line in quiet), quiet
+
+
+async def test_hypercorn_itself_logs_json_with_the_shipped_log_config(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "hypercorn.log"
+    with log.open("wb") as output:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hypercorn", "arcane:app", "--workers", "1", "--bind", f"127.0.0.1:{port}",
+            "--log-config", "json:deploy/logging.json", cwd=str(ROOT), stderr=output,
+            env=os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_LOG_FORMAT": "json"})
+    try:
+        for _ in range(300):
+            if "Running on" in log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(log.read_text())
+    finally:
+        proc.terminate()
+        await proc.wait()
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    running = [json.loads(line) for line in lines if "Running on" in line]
+    assert running and running[0]["logger"] == "hypercorn.error", lines
+    assert all(line.startswith("{") for line in lines), lines  # every line, hypercorn's and ours
+    assert any(json.loads(line)["message"].startswith("serving with database") for line in lines)

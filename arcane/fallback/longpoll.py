@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from arcane import jsoncodec
 from arcane.config import Settings
-from arcane.errors import validation
 from arcane.events import Event
 from arcane.fallback.asgi import Caller, Receive, Request, Send, on_disconnect, respond_json
 from arcane.fallback.following import Following, epoch_param, parse_cursor
+from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.feed import Backlog, CatchUp
 from arcane.game.records import Identity, Member
 from arcane.logs import bind
@@ -52,6 +52,8 @@ ENTRY: Encoder[str] = Encoder("long-poll", lambda event: _entry(event.seq, event
 
 
 async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+    if rt.closing.is_set():  # draining: another process, or this one restarted, takes it
+        raise ArcaneError(ErrorCode.SERVICE_UNAVAILABLE, "this server is stopping; connect again")
     ident, member = await caller(rt, code, request)
     await rt.limits.read(ident)
     after = after_param(request.arg("after"))

@@ -34,6 +34,8 @@ HEADERS = [
 
 
 async def serve(rt: Services, caller: Caller, code: str, request: Request, receive: Receive, send: Send) -> None:
+    if rt.closing.is_set():  # draining: another process, or this one restarted, takes it
+        raise ArcaneError(ErrorCode.SERVICE_UNAVAILABLE, "this server is stopping; connect again")
     ident, member = await caller(rt, code, request)
     after = resume_point(request)
     epoch = epoch_param(request.arg("epoch"))

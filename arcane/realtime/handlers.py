@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -13,7 +14,7 @@ from socketio.exceptions import ConnectionRefusedError
 
 from arcane import stats
 from arcane.errors import ArcaneError, ErrorCode, validation
-from arcane.events import SEAT_CLOSED, Event
+from arcane.events import SEAT_CLOSED, Event, draining_event
 from arcane.feed import CURSOR_MAX, EPOCH_MAX, Backlog, Feed
 from arcane.logs import bind
 from arcane.game.service import normalize_code
@@ -23,6 +24,7 @@ from arcane.realtime.server import REPLY, SocketServer
 from arcane.transports import Pump, Refusal, Services
 
 log = logging.getLogger(__name__)
+DRAIN_WAIT = 1.0  # seconds a draining socket's client has to fetch `server_draining`
 Handler = Callable[..., Awaitable[Any]]
 
 
@@ -105,6 +107,9 @@ class Realtime:
     # -- connection lifecycle ----------------------------------------------------------------------
 
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if self.rt.closing.is_set():  # draining: another process, or this one restarted, takes it
+            stopping = ArcaneError(ErrorCode.SERVICE_UNAVAILABLE, "this server is stopping; connect again")
+            raise ConnectionRefusedError(stopping.message, Refusal(stopping).payload())
         token = auth.get("token") if isinstance(auth, dict) else None
         token_identity = None
         if isinstance(token, str) and token:
@@ -166,6 +171,27 @@ class Realtime:
             self.rt.presence.disconnect(room.ident.game_code, room.ident.player_id, conn.sid)
         if room.pump is not None:
             await room.pump.stop()
+
+    async def drain(self, conn: Connection) -> None:
+        """Shutdown, one socket at a time: `server_draining` tells the client to reconnect at
+        once (elsewhere, or here once restarted), then the socket closes."""
+        room = conn.room
+        if room is not None:
+            # Through the room's pump, as every event goes (its fast path included); then the
+            # feed ends, and the pump writes what it holds before the socket closes.
+            room.feed.drain(draining_event(room.ident.game_code))
+            deadline = asyncio.get_running_loop().time() + DRAIN_WAIT
+            while room.pump is not None and not room.pump.idle and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        socket = self.sio.eio.sockets.get(conn.eio_sid)
+        if socket is not None:
+            reason = self.sio.eio.reason.SERVER_DISCONNECT
+            try:  # an Engine.IO polling client fetches the word with its next GET: wait for it
+                await asyncio.wait_for(socket.close(wait=True, reason=reason), DRAIN_WAIT)
+            except (TimeoutError, Exception):  # gone, or not reading: let it go regardless
+                await socket.close(wait=False, reason=reason)
+        await self._leave(conn)
+        self.connections.pop(conn.sid, None)
 
     async def close_all(self) -> None:
         """Shutdown: every socket is told to go, so hypercorn is not held up."""

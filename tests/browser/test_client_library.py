@@ -31,6 +31,7 @@ class Scripted {
     if (!step || step.fail) throw new lib.TransportError("scripted", "refused");
     for (const [event, data] of step.events ?? []) deliver(event, data);
     if (step.drop) setTimeout(() => closed("dropped"), 0);
+    if (step.later) setTimeout(() => { for (const [event, data] of step.later) deliver(event, data); }, 0);
     return { ok: true, ...(step.ack ?? {}) };
   }
   async send(event, payload) { return { ok: true, event, payload }; }
@@ -83,6 +84,27 @@ async def test_reconnects_are_spread_by_jitter_so_a_restart_brings_no_stampede(
     assert len(set(firsts)) > 50, "the first reconnects are not spread"
     assert await page.evaluate("new lib.Backoff({ jitter: 0 }).next()") == 1000
     assert await page.evaluate("new lib.Backoff().next(() => 1)") == 500
+    await page.close()
+
+
+async def test_a_draining_server_is_left_at_once_without_waiting_out_the_backoff(
+    browser: Browser, server: LiveServer,
+) -> None:
+    page = await library_page(browser, server)
+    script = [{"events": [["chat_message", {"seq": 3, "text": "a"}]],
+               "later": [["server_draining", {"reconnect": True}]]},
+              {"events": [["chat_message", {"seq": 4, "text": "b"}]]}]
+    result = await run(page, script, """
+        const client = makeClient({ initialDelay: 60000, maxTries: 3 });
+        const started = performance.now();
+        await client.connect({ after: 2 });
+        while (window.opened.length < 2 || client.state !== "connected") await new Promise((r) => setTimeout(r, 5));
+        return { ms: performance.now() - started, seq: client.seq, reconnects: client.reconnects };
+    """)
+    assert result["ms"] < 5000, result  # not the 60 s the backoff would have waited
+    assert result["seq"] == 4 and result["reconnects"] == 1
+    assert await page.evaluate("window.opened") == [2, 3]  # back from its cursor
+    assert ["reconnecting", 0, 0] in await page.evaluate("window.states")
     await page.close()
 
 

@@ -37,6 +37,7 @@ export class GameClient {
   #current = null;
   #opening = null;
   #dropped = null;
+  #draining = false;
   #generation = 0;
   #wake = null;
   #connected = null;
@@ -144,6 +145,13 @@ export class GameClient {
           return;
         }
         this.lastError = error;
+      }
+      if (this.#draining) {
+        // Told to go by a stopping server: the first try is now (its drain spread us out).
+        this.#draining = false;
+        this.#setState("reconnecting", { attempt: 0, maxTries: this.#backoff.options.maxTries, delay: 0,
+          error: "the server is stopping" });
+        continue;
       }
       const delay = this.#backoff.next();
       if (delay === null) {
@@ -308,6 +316,15 @@ export class GameClient {
     const meta = { seq, transport: transport.name };
     this.#emitter.emit(event, data, meta);
     this.#emitter.emit("*", event, data, meta);
+    // The server is stopping and lets its clients go a few at a time: reconnect at once,
+    // without waiting out a backoff (elsewhere behind a balancer, or here once restarted).
+    if (event === "server_draining" && transport === this.#current) {
+      this.#draining = true;
+      this.#current = null;
+      transport.close();
+      this.lastError = new TransportError(transport.name, "the server is stopping");
+      this.#dropped?.resolve("draining");
+    }
   }
 
   #advance(transport, seq, epoch) {
