@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ class AdminState:
     services: Services
     sockets: Callable[[], list[Any]]  # the live Socket.IO connections (arcane/realtime)
     started: float = field(default_factory=time.time)
-    origin: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    origin: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}")
     _sample: tuple[float, int] = (0.0, 0)
     _rate: float = 0.0
     _task: asyncio.Task[None] | None = None

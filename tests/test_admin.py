@@ -3,6 +3,7 @@ ends it and removes a player, each act logged with the admin as its author."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.gameplay import logged
@@ -62,3 +63,24 @@ async def test_an_operator_looks_into_a_game_ends_it_and_removes_a_player(tmp_pa
         await ann_ws.close()
         for player in (ann, bob, cyd):
             await player.close()
+
+
+async def test_with_redis_the_dashboard_shows_every_process(tmp_path: Path) -> None:
+    from tests.cluster import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    await redis.start()
+    shared = {"admin_token": TOKEN, "redis_url": redis.url, "redis_prefix": f"adm{redis.port}"}
+    try:
+        async with serving(tmp_path / "a", **shared) as one, serving(tmp_path / "b", **shared) as two:
+            async with http_client(one.url, headers=AS_ADMIN) as admin:
+                for _ in range(100):
+                    overview = (await admin.get("/api/admin/overview")).json()
+                    if len(overview["processes"]) == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                origins = {p["process"] for p in overview["processes"]}
+                assert len(origins) == 2, overview["processes"]
+                assert {one.runtime.admin.origin, two.runtime.admin.origin} == origins  # type: ignore[union-attr]
+    finally:
+        await redis.kill()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -60,7 +61,23 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backlog", type=int, metavar="N", default=None,
                         help=f"the listening socket's backlog (default {STORM_BACKLOG}: a reconnect storm's "
                              "connections wait in it, not in TCP's retries; see arcane/serving/listen.py)")
+    settings = parser.add_argument_group(
+        "settings", "each ARCANE_* setting as a flag (README, Settings); a flag wins over the environment")
+    from arcane.config import Settings
+
+    for name in Settings.__dataclass_fields__:
+        settings.add_argument(f"--{name.replace('_', '-')}", dest=f"setting_{name}", metavar="VALUE",
+                              help=argparse.SUPPRESS if name in SECRET_FLAGS else f"ARCANE_{name.upper()}")
     return parser.parse_args(argv)
+
+
+SECRET_FLAGS = {"secret_key", "admin_token"}  # a flag shows in `ps`: these stay in the environment or a file
+
+
+def settings_from_flags(args: argparse.Namespace) -> dict[str, str]:
+    """ARCANE_* variables for the settings given as flags."""
+    return {f"ARCANE_{key.removeprefix('setting_').upper()}": value
+            for key, value in vars(args).items() if key.startswith("setting_") and value is not None}
 
 
 def configure(args: argparse.Namespace) -> Config:
@@ -97,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse(argv)
     config = configure(args)
+    os.environ.update(settings_from_flags(args))
     try:
         app = create_app()
     except ValueError as error:  # a setting that cannot be served
