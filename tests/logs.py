@@ -37,3 +37,15 @@ def subscribers(bus: Bus, game_code: str | None = None) -> int:
     if game_code is None:
         return sum(len(subs) for subs in by_game.values())
     return len(by_game.get(game_code, ()))
+
+
+async def visible_truth(database: Any, game_code: str, player_id: str) -> list[tuple[int, str]]:
+    """(seq, name) of every logged event a player may see, read from the database itself."""
+    from arcane.store import connect
+
+    store = connect(database)
+    await store.open()
+    try:
+        return [(e.seq, e.name) for e in await events_after(store, game_code, 0, player_id) if e.seq is not None]
+    finally:
+        await store.close()

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,8 @@ from arcane.runtime import Runtime
 from arcane.config import Settings
 from arcane.game.scenarios import ScenarioSource
 from arcane.serving import fastpaths
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ADDRESS_LIMITS_OFF: dict[str, Any] = {
     "create_rate_per_minute": 1e9, "create_burst": 10**9, "lookup_failures_per_minute": 1e9,
@@ -255,3 +258,42 @@ async def serving(
     finally:
         await server.stop()
         server.close()
+
+
+@dataclass
+class Started:
+    """A server in a process of its own, as an operator starts it: where it listens, and what
+    it has written to stderr so far."""
+
+    url: str
+    log: Path
+    proc: asyncio.subprocess.Process
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+
+@asynccontextmanager
+async def started(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> AsyncIterator[Started]:
+    """`python <args> --bind 127.0.0.1:<free port>` in the repository, on a database of its own
+    unless `env` names one, until it says "Running on"; stopped (SIGTERM) afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log = tmp_path / f"server-{port}.log"
+    environment = os.environ | {"ARCANE_DATABASE": str(tmp_path / f"arcane-{port}.db")} | (env or {})
+    with log.open("wb") as output:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, "--bind", f"127.0.0.1:{port}", cwd=str(ROOT), stderr=output, env=environment)
+    try:
+        for _ in range(300):
+            if "Running on" in log.read_text() or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        if "Running on" not in log.read_text():
+            raise AssertionError(f"`python {' '.join(args)}` did not start: {log.read_text()[-2000:]}")
+        yield Started(f"http://127.0.0.1:{port}", log, proc)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()

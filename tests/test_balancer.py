@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arcane.store import connect
 from tests.balancer import deployment
 from tests.cluster import RoamingSocket
-from tests.logs import events_after
+from tests.logs import visible_truth
 from tests.streams import Poller, SseFollower
 from tests.support import Player, seat_party
 
@@ -27,14 +26,8 @@ class Front:
     url: str
 
 
-async def truth(database: str, player: Player) -> list[tuple[int, str]]:
-    store = connect(database)
-    await store.open()
-    try:
-        return [(e.seq, e.name) for e in await events_after(store, player.game_code, 0, player.player_id)
-                if e.seq is not None]
-    finally:
-        await store.close()
+async def truth(database: Any, player: Player) -> list[tuple[int, str]]:
+    return await visible_truth(database, player.game_code, player.player_id)
 
 
 async def test_a_host_killed_in_a_game_night_behind_the_balancer_loses_nobody_anything(tmp_path: Path) -> None:

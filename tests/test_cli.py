@@ -8,9 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.support import play_to_first_turn, seat_party, serving
+from tests.support import ROOT, play_to_first_turn, seat_party, serving, started
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def arcane(database: str, *args: str) -> tuple[int, str, str]:
@@ -97,24 +96,8 @@ async def test_help_follows_argparse_and_serving_stays_the_default(tmp_path: Pat
 
 
 async def test_serve_takes_the_settings_as_flags(tmp_path: Path) -> None:
-    from tests.test_shutdown import free_port
-
-    port, chosen = free_port(), tmp_path / "chosen.db"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "arcane", "serve", "--bind", f"127.0.0.1:{port}", "--database", str(chosen),
-            "--turn-timeout", "42", cwd=str(ROOT), stderr=output,
-            env=os.environ | {"ARCANE_DATABASE": str(tmp_path / "not-this.db")})
-    try:
-        for _ in range(300):
-            if "Running on" in log.read_text():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(log.read_text())
-        assert f"serving with database {chosen}" in log.read_text()
+    chosen = tmp_path / "chosen.db"
+    async with started(tmp_path, "-m", "arcane", "serve", "--database", str(chosen), "--turn-timeout", "42",
+                       env={"ARCANE_DATABASE": str(tmp_path / "not-this.db")}) as server:
+        assert f"serving with database {chosen}" in server.text()
         assert chosen.exists() and not (tmp_path / "not-this.db").exists()
-    finally:
-        proc.terminate()
-        await proc.wait()

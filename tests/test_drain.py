@@ -13,23 +13,16 @@ from typing import Any
 
 import httpx
 
-from arcane.store import connect
 from tests.cluster import Node, RoamingSocket, free_port
-from tests.logs import events_after
+from tests.logs import visible_truth
 from tests.streams import Poller, SseFollower
 from tests.support import TEST_SECRET, Player, seat_party, test_database
 
 DRAIN = 1.0
 
 
-async def truth(database: str | Path, player: Player) -> list[tuple[int, str]]:
-    store = connect(database)
-    await store.open()
-    try:
-        return [(e.seq, e.name) for e in await events_after(store, player.game_code, 0, player.player_id)
-                if e.seq is not None]
-    finally:
-        await store.close()
+async def truth(database: Any, player: Player) -> list[tuple[int, str]]:
+    return await visible_truth(database, player.game_code, player.player_id)
 
 
 def _kind(client: Any) -> str:

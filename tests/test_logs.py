@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,8 @@ import pytest
 
 from arcane import logs
 from arcane.config import Settings
-from tests.support import LiveServer, seat_party
-from tests.test_shutdown import free_port
+from tests.support import LiveServer, seat_party, started
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Captured(logging.Handler):
@@ -78,24 +74,9 @@ def test_the_settings_are_checked() -> None:
 
 
 async def served_lines(tmp_path: Path, **env: str) -> list[str]:
-    """The stderr lines of `python -m arcane` from its start until it has served one request."""
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    with log.open("wb") as output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "arcane", "--bind", f"127.0.0.1:{port}", cwd=str(ROOT), stderr=output,
-            env=os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db")} | env)
-    try:
-        for _ in range(300):
-            if "Running on" in log.read_text():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(log.read_text())
-    finally:
-        proc.terminate()
-        await proc.wait()
-    return [line for line in log.read_text().splitlines() if line.strip()]
+    """The stderr lines of `python -m arcane` from its start until it says it runs."""
+    async with started(tmp_path, "-m", "arcane", env=env) as server:
+        return [line for line in server.text().splitlines() if line.strip()]
 
 
 async def test_json_lines_and_the_level_are_what_the_operator_asked_for(tmp_path: Path) -> None:
@@ -108,24 +89,9 @@ async def test_json_lines_and_the_level_are_what_the_operator_asked_for(tmp_path
 
 
 async def test_hypercorn_itself_logs_json_with_the_shipped_log_config(tmp_path: Path) -> None:
-    port = free_port()
-    log = tmp_path / "hypercorn.log"
-    with log.open("wb") as output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hypercorn", "arcane:app", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-            "--log-config", "json:deploy/logging.json", cwd=str(ROOT), stderr=output,
-            env=os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db"), "ARCANE_LOG_FORMAT": "json"})
-    try:
-        for _ in range(300):
-            if "Running on" in log.read_text():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(log.read_text())
-    finally:
-        proc.terminate()
-        await proc.wait()
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    async with started(tmp_path, "-m", "hypercorn", "arcane:app", "--workers", "1",
+                       "--log-config", "json:deploy/logging.json", env={"ARCANE_LOG_FORMAT": "json"}) as server:
+        lines = [line for line in server.text().splitlines() if line.strip()]
     running = [json.loads(line) for line in lines if "Running on" in line]
     assert running and running[0]["logger"] == "hypercorn.error", lines
     assert all(line.startswith("{") for line in lines), lines  # every line, hypercorn's and ours

@@ -5,43 +5,20 @@ shallow one says so at start (arcane/serving/listen.py)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import sys
 from pathlib import Path
 
-import httpx
-
 from arcane.runtime import BACKLOG_CHECK_AFTER
-from tests.test_shutdown import free_port
+from tests.support import ROOT, started
 
-ROOT = Path(__file__).resolve().parent.parent
 WARNING = re.compile(r"listening on 127\.0\.0\.1:\d+ with a backlog of (\d+)")
 
 
 async def started_log(tmp_path: Path, *args: str) -> str:
-    """The server's log a moment after it answers, started as `python <args> --bind ...`."""
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
-    env = os.environ | {"ARCANE_DATABASE": str(tmp_path / "arcane.db")}
-    with log.open("wb") as output:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, "--bind", f"127.0.0.1:{port}", env=env, cwd=str(ROOT), stderr=output)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError(f"the server did not start: {log.read_text()}")
-        await asyncio.sleep(BACKLOG_CHECK_AFTER + 1.5)  # the check runs a second after startup
-        return log.read_text()
-    finally:
-        proc.terminate()
-        await proc.wait()
+    """The server's log a moment after it started (the check runs a second after startup)."""
+    async with started(tmp_path, *args) as server:
+        await asyncio.sleep(BACKLOG_CHECK_AFTER + 1.5)
+        return server.text()
 
 
 async def test_hypercorn_with_its_default_backlog_warns_at_start(tmp_path: Path) -> None:

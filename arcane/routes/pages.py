@@ -60,21 +60,22 @@ async def home() -> Any:
 
 @blueprint.get("/game/<code>")
 async def game(code: str) -> Any:
-    try:
-        code = normalize_code(code)
-    except ArcaneError:
-        return redirect(url_for("pages.home"))
-    return await render_template("game.html", page="game", game_code=code)
+    return await _game_page("game", code)
 
 
 @blueprint.get("/games/<code>/replay")
 async def replay(code: str) -> Any:
     """A finished game, turn by turn (static/js/pages/replay.js reads its recap)."""
+    return await _game_page("replay", code)
+
+
+async def _game_page(page: str, code: str) -> Any:
+    """A game's page (the code checked for shape only: the page asks the API the rest)."""
     try:
         code = normalize_code(code)
     except ArcaneError:
         return redirect(url_for("pages.home"))
-    return await render_template("replay.html", page="replay", game_code=code)
+    return await render_template(f"{page}.html", page=page, game_code=code)
 
 
 @blueprint.get("/diagnostics")

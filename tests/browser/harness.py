@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import (
     Browser, BrowserContext, ConsoleMessage, Dialog, Page, Playwright, Route, WebSocketRoute,
@@ -33,7 +34,7 @@ LAPTOP = {"width": 1280, "height": 860}
 WAIT_MS = 15_000
 expect.set_options(timeout=WAIT_MS)
 
-__all__ = ["Browser", "LAPTOP", "PHONE", "Page", "Seat", "Table", "expect", "launch_browser", "output_dir"]
+__all__ = ["Browser", "LAPTOP", "PHONE", "Page", "Seat", "Table", "expect", "launch_browser", "output_dir", "table_with"]
 
 
 def output_dir() -> Path:
@@ -289,3 +290,18 @@ async def block_transports(context: BrowserContext, block: tuple[str, ...]) -> N
         await context.route("**/socket.io/**", refuse)
     if "sse" in block:
         await context.route("**/api/games/*/events*", refuse)
+
+
+@asynccontextmanager
+async def table_with(browser: Browser, tmp_path: Path, **settings: Any) -> AsyncIterator[Table]:
+    """A table on a server of its own settings (the module's `table` fixture has the default
+    ones); its pages must raise no error."""
+    from tests.support import serving
+
+    async with serving(tmp_path, **{"turns_per_game": 2, "questions_per_player": 2} | settings) as live:
+        seated = Table(browser, live)
+        try:
+            yield seated
+            assert seated.page_errors() == [], "uncaught errors in the pages"
+        finally:
+            await seated.close()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.browser.harness import Browser, Table, expect
-from tests.support import play_to_first_turn, seat_party, serving
+from tests.browser.harness import Browser, Table, expect, table_with
+from tests.support import play_to_first_turn, seat_party
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 TOKEN = "admin-page-token-" + "z" * 20
@@ -18,13 +18,8 @@ TOKEN = "admin-page-token-" + "z" * 20
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def operated(tmp_path: Path, browser: Browser) -> AsyncIterator[Table]:
-    async with serving(tmp_path, admin_token=TOKEN, turns_per_game=2, questions_per_player=2) as live:
-        seated = Table(browser, live)
-        try:
-            yield seated
-            assert seated.page_errors() == []
-        finally:
-            await seated.close()
+    async with table_with(browser, tmp_path, admin_token=TOKEN) as table:
+        yield table
 
 
 async def test_an_operator_signs_in_sees_the_games_and_ends_one(operated: Table, shots: Path) -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.browser.harness import PHONE, Browser, Seat, Table, expect
-from tests.support import serving
+from tests.browser.harness import PHONE, Browser, Seat, Table, expect, table_with
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -180,13 +179,8 @@ async def test_the_party_votes_to_skip_a_player_who_left(table: Table, shots: Pa
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def clocked(tmp_path: Path, browser: Browser) -> AsyncIterator[Table]:
-    async with serving(tmp_path, turns_per_game=2, questions_per_player=2, turn_timeout=6) as live:
-        seated = Table(browser, live)
-        try:
-            yield seated
-            assert seated.page_errors() == []
-        finally:
-            await seated.close()
+    async with table_with(browser, tmp_path, turn_timeout=6) as table:
+        yield table
 
 
 async def test_the_clock_resolves_a_turn(clocked: Table, shots: Path) -> None:
