@@ -206,6 +206,9 @@ class GameService:
     async def player_gone(self, game_code: str, player_id: str) -> None:
         """A player stayed away past the grace period: a host's role passes on in the lobby and
         the interrogation (presence tells every process's own departures)."""
+        member = await self._members.get((game_code, player_id))  # a read shared by a storm's departures
+        if member is None or not member.is_host:
+            return
         online = frozenset(await self.online(game_code))
         if player_id in online:
             return
