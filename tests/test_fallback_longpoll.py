@@ -201,7 +201,7 @@ async def test_a_client_that_gives_up_on_a_poll_releases_its_subscription(server
         await close_all(ann, bob)
 
 
-async def test_shutdown_answers_a_waiting_poll(server: LiveServer) -> None:
+async def test_shutdown_answers_a_waiting_poll_with_the_word_to_reconnect(server: LiveServer) -> None:
     ann, bob = await seat_party(server, ["Ann", "Bob"])
     poller = Poller(ann, after=2, timeout=30)
     try:
@@ -211,7 +211,10 @@ async def test_shutdown_answers_a_waiting_poll(server: LiveServer) -> None:
         assert not waiting.done()
         server.runtime.begin_shutdown()
         body = await asyncio.wait_for(waiting, 5)
-        assert without_epoch(body) == {"events": [], "last_seq": 2, "recovered": True}
+        assert without_epoch(body) == {"events": [{"seq": None, "event": "server_draining", "data": {"reconnect": True}}],
+                                       "last_seq": 2, "recovered": True}
+        again = await poller.request(after=2, timeout=30)  # a new poll meanwhile: elsewhere, or later
+        assert again.status_code == 503 and again.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
     finally:
         await close_all(poller, ann, bob)
 
