@@ -134,8 +134,8 @@ async def list_games(db: Reader, *, phase: str | None = None, limit: int = 50) -
         "SELECT g.code, g.phase, g.turn_number, g.party_trust, g.created_at, g.finished_reason,"
         " (SELECT COUNT(*) FROM players p WHERE p.game_code = g.code AND p.role = 'player') AS players,"
         " (SELECT COUNT(*) FROM players p WHERE p.game_code = g.code AND p.role <> 'player') AS spectators"
-        " FROM games g WHERE (? IS NULL OR g.phase = ?) ORDER BY g.created_at DESC LIMIT ?",
-        (phase, phase, limit))
+        " FROM games g" + (" WHERE g.phase = ?" if phase else "") + " ORDER BY g.created_at DESC LIMIT ?",
+        (phase, limit) if phase else (limit,))
     return [{key: row[key] for key in ("code", "phase", "turn_number", "party_trust", "created_at",
                                         "finished_reason", "players", "spectators")} for row in rows]
 
