@@ -13,6 +13,7 @@ prints a table and writes docs/benchmarks.md with a PNG chart beside it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -899,8 +900,14 @@ def main() -> None:
                         help="only this server, with each fast path alone off; updates the report's Ablation section")
     parser.add_argument("--hosts", action="store_true",
                         help="only PostgreSQL and the hosts behind the balancer; updates the report's section on them")
+    parser.add_argument("--storm", type=int, metavar="PLAYERS",
+                        help="only the reconnect storm, of this many players; prints its figures (JSON)")
     args = parser.parse_args()
     load = SMOKE if args.smoke else Load()
+    if args.storm:
+        load = dataclasses.replace(load, storm_players=args.storm)
+        print(json.dumps(attempt("reconnect storm", servers()["arcane"], lambda s: storm(s, load))))
+        return
     if args.hosts:
         command = "bench/run.py --hosts" + (" --smoke" if args.smoke else "")
         hosts = run_hosts(load, sys.modules[__name__])
