@@ -106,6 +106,7 @@ function renderParty(table, actions) {
   show("watching", watching > 0);
   setText("watching", watching === 1 ? "1 watching" : `${watching} watching`);
   show("leave", !!table.me);
+  show("sound-choice", isPlayer);
 }
 
 function renderStanding(table) {
@@ -180,6 +181,7 @@ function renderScene(table, actions, isPlayer) {
   show("free-submit", isPlayer);
   $("free-text").labels?.forEach((label) => { label.hidden = !isPlayer; });
   show("watching-note", !isPlayer);
+  setText("choice-legend", isPlayer ? "What do you do?" : "What will they do?");
   show("my-choice", !!chosen);
   if (chosen) {
     const what = chosen.text ?? scenario.options.find((o) => o.id === chosen.option_id)?.text;
