@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -99,7 +100,7 @@ class Node:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hypercorn", "arcane:app", "--bind", f"127.0.0.1:{self.port}",
-            "--graceful-timeout", "5", *self.args, env=self.env, cwd=str(self.cwd),
+            "--graceful-timeout", "5", "--backlog", "4096", *self.args, env=self.env, cwd=str(self.cwd),
             start_new_session=True,  # its own process group: hypercorn and its worker processes
         )
         if not await answers_healthz(self.url, START_TIMEOUT):
@@ -217,17 +218,21 @@ class RoamingSocket:
                 self.received.append((event, data))
                 self._changed.set()
 
+            stage = "connect"
+            began = time.monotonic()
             try:
                 await client.connect(node.url, auth={"token": self.player.token},
                                      transports=self.transports, wait_timeout=5)
+                stage = "join"
                 body = {"game_code": self.player.game_code, "last_seq": self.cursor}
                 joined = await client.call("join_game_room", body, timeout=10)
                 self.joins.append(joined)
                 if joined.get("ok"):  # refused (a database away, say): the browser tries again
                     self._joined.set()
+                    stage = "joined"
                     await gone.wait()
             except Exception as error:  # whatever it was, a browser tab tries again; the test reads why
-                self.failures.append(repr(error))
+                self.failures.append(f"{stage}: {error!r} after {time.monotonic() - began:.1f} s")
             finally:
                 try:
                     await client.disconnect()

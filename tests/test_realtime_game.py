@@ -104,3 +104,24 @@ async def test_a_spectator_on_socketio_sees_the_room_but_no_whisper(quick_server
         await c.close()
     for p in [watcher, *party]:
         await p.close()
+
+
+async def test_a_polling_socket_catches_up_on_more_events_than_one_answer_of_python_engineio_held(quick_server: LiveServer) -> None:
+    """A catch-up of 40 events reaches an Engine.IO polling client whole, in one or more answers.
+
+    python-engineio's client reads at most 16 packets per polling answer unless raised, as
+    tests/support.py does and docs/realtime.md tells Python integrators to.
+    """
+    ann, bram = await seat_party(quick_server, ["Ann", "Bram"])
+    for n in range(40):  # two speakers: each stays inside its burst of 30 actions
+        assert (await (ann, bram)[n % 2].post("/chat", {"text": f"line {n}"})).status_code == 201
+    late = await socket_for(bram, transports=["polling"], last_seq=0)
+    logged = await events_after(quick_server.runtime.services.store, bram.game_code, 0, bram.player_id)
+    expected = [(e.seq, e.name) for e in logged]
+    assert late.join_ack["recovered"] is True
+    await late.wait_for(lambda _: late.logged() == expected)
+    assert sum(1 for _, e in late.logged() if e == "chat_message") == 40
+    assert late.sio.connected, "the catch-up did not cost the connection"
+    await late.close()
+    for p in (ann, bram):
+        await p.close()
