@@ -228,6 +228,11 @@ class Presence:
         task = asyncio.ensure_future(self._guard(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        close = getattr(work, "close", None)
+        if close is not None:
+            # A task cancelled before its first step (the loop ending at a stop) never awaits
+            # `work`: closed here, it is not reported as "never awaited". Else a no-op.
+            task.add_done_callback(lambda _: close())
 
     @staticmethod
     async def _guard(work: Awaitable[None]) -> None:

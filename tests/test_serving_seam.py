@@ -205,7 +205,8 @@ def test_an_untested_version_or_a_missing_name_turns_only_its_fast_paths_off_lou
         assert f"fast path {name} is off: h11 0.99.0 is untested (tested >=0.16,<0.17)" in warnings
     assert ("fast path websocket_loop is off: engineio.async_drivers.asgi not found "
             "(No module named 'engineio.async_drivers')") in warnings
-    assert line == ("fast paths on: slim_queues, keepalive_timer, websocket_receive, websocket_direct, no_deflate; "
+    assert line == ("fast paths on: slim_queues, keepalive_timer, websocket_receive, websocket_direct, no_deflate, "
+                    "room_index; "
                     "off (h11 0.99.0 is untested (tested >=0.16,<0.17)): poll_lane, sse_direct; "
                     "off (engineio.async_drivers.asgi not found (No module named 'engineio.async_drivers')): "
                     "websocket_loop")
@@ -221,6 +222,7 @@ def test_an_untested_version_under_a_use_with_no_public_alternative_is_warned_of
     with caplog.at_level(logging.WARNING, logger="arcane.serving"):
         serving.configure("on", compression=False)
     assert [r.getMessage() for r in caplog.records] == [
+        "fast path room_index is off: python-socketio 5.99.0 is untested (tested >=5.18,<5.19)",
         "socketio_dispatch is still used, with no public alternative, but python-socketio 5.99.0 is untested "
         "(tested >=5.18,<5.19)"]
     monkeypatch.undo()
@@ -249,7 +251,7 @@ def test_a_failing_import_or_a_missing_name_inside_serving_turns_off_only_its_fa
                                         f"fast path websocket_direct is off: {no_driver}",
                                         f"fast path websocket_loop is off: {no_driver}"], done.stderr
     assert done.stdout.strip() == (
-        "fast paths on: slim_queues, keepalive_timer, poll_lane, websocket_receive, no_deflate; "
+        "fast paths on: slim_queues, keepalive_timer, poll_lane, websocket_receive, no_deflate, room_index; "
         f"off ({no_writer}): sse_direct; off ({no_driver}): websocket_direct, websocket_loop")
 
 

@@ -110,6 +110,7 @@ async def test_sigterm_stops_the_server_promptly_with_every_kind_of_connection_o
     assert hypercorn.log is not None
     written = hypercorn.log.read_text()
     assert "Traceback" not in written and "CancelledError" not in written, written  # a graceful stop is quiet
+    assert "never awaited" not in written, written
 
 
 async def test_hypercorn_single_process_ends_open_streams_at_its_graceful_timeout(tmp_path: Path) -> None:

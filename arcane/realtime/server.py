@@ -90,6 +90,7 @@ def create_server(settings: Settings) -> SocketServer:
         # order sent, and without a new task per event (sockets still run concurrently).
         async_handlers=False,
         json=jsoncodec,
+        client_manager=serving_socketio.RoomIndexManager(),
     )
     serving_engineio.install(server.eio)
     return server

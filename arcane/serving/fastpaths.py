@@ -55,6 +55,8 @@ PATHS: dict[str, FastPath] = {path.name: path for path in (
     FastPath("websocket_loop", "one read loop per websocket, no task per message", ("python-engineio",)),
     FastPath("no_deflate", "permessage-deflate declined (ARCANE_WEBSOCKET_COMPRESSION=false)",
              ("hypercorn", "wsproto")),
+    FastPath("room_index", "a leaving socket's rooms looked up, not searched for among every room",
+             ("python-socketio",)),
 )}
 NAMES = tuple(PATHS)
 # Private names that are not a fast path: no public way does the same (see docs/serving.md).

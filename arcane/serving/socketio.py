@@ -16,6 +16,13 @@ each calling python-socketio's own, and hands the rest to public methods of its 
 - `sent_already(pkt)` drops an ack that went out early, with the event it answers;
 - its Engine.IO server is ours (arcane/serving/engineio.py).
 
+And one fast path, `room_index` (`RoomIndexManager`): python-socketio's client manager keeps
+its rooms as `rooms[namespace][room][sid]`; a disconnect looks for the socket in every room
+of the namespace, and every socket has a room of its own. So n sockets leaving cost n²
+look-ups: when 10,000 players dropped at once the event loop was held for about 20 s
+(`bench/run.py --storm`). Here each socket's rooms are also kept by socket, and a disconnect
+visits those alone.
+
 Not fast paths: without them the server would answer differently, so they are always on;
 `check()` warns when the installed python-socketio is untested or lacks one of them.
 """
@@ -30,7 +37,7 @@ import socketio
 
 from arcane.errors import ArcaneError, ErrorCode, validation
 from arcane.serving import engineio
-from arcane.serving.fastpaths import NEEDED, version_problem
+from arcane.serving.fastpaths import NEEDED, PATHS, version_problem
 from arcane.serving.engineio import MALFORMED_LIMIT
 
 log = logging.getLogger("arcane.realtime.server")  # the name it logged under before the move
@@ -39,6 +46,12 @@ RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconne
                              "newListener", "removeListener"})
 # A Socket.IO EVENT packet's head: `2`, an optional namespace, its ack id.
 UNREADABLE_EVENT = re.compile(r"2(?:(?P<namespace>/[^,]{0,100}),)?(?P<id>[0-9]{1,15})")
+_room_index = PATHS["room_index"]
+# What RoomIndexManager.basic_disconnect does after leaving the rooms is python-socketio's
+# (5.18), on these attributes of its manager.
+MANAGER_STATE = ("rooms", "callbacks", "pending_connect", "pending_disconnect")
+if not all(hasattr(socketio.AsyncManager(), name) for name in MANAGER_STATE):
+    _room_index.missing = f"socketio.AsyncManager lacks one of {', '.join(MANAGER_STATE)}"
 OVERRIDDEN = ("_engineio_server_class", "_handle_eio_message", "_handle_eio_disconnect", "_handle_event",
               "_handle_event_internal", "_send_packet")
 
@@ -169,3 +182,49 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         if self.sent_already(pkt):
             return
         await super()._send_packet(eio_sid, pkt)
+
+
+class RoomIndexManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's in-process client manager, which also knows each socket's rooms.
+
+    The index is kept whether `room_index` is on or off (entering and leaving go through
+    here either way); only a disconnect uses it, when on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rooms_of: dict[tuple[str, str], set[Any]] = {}  # (namespace, sid) -> its rooms
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        if not _room_index.on:
+            super().basic_disconnect(sid, namespace, **kwargs)
+            return
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        _room_index.used += 1
+        # From here as python-socketio's own basic_disconnect.
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+    def rooms_indexed(self) -> int:
+        """How many sockets the index holds (for tests: it must not outlive the sockets)."""
+        return len(self._rooms_of)
