@@ -110,6 +110,11 @@ class Server:
         assert self.proc is not None
         return sum(_rss_kb(pid) for pid in _tree(self.proc.pid))
 
+    def cpu_ticks(self) -> int:
+        """CPU time (user and system) of the server and every process it started, in clock ticks."""
+        assert self.proc is not None
+        return sum(_cpu_ticks(pid) for pid in _tree(self.proc.pid))
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -241,12 +246,33 @@ def polls(server: Server, load: Load) -> dict[str, Any]:
                            "warmup": min(load.warmup, 1.0)})
 
 
-def storm(server: Server, load: Load) -> dict[str, Any]:
+def storm(server: Server, load: Load, *, handshake_only: bool = False) -> dict[str, Any]:
     """Every player drops at once and reconnects at once; with the listening socket's backlog
-    as the kernel has it (arcane/serving/listen.py: what decides how fast a storm recovers)."""
-    figures = drive("storm", {"url": server.url, "games": load.storm_players // 4})
-    figures["backlog"] = listen_backlog(int(server.url.rsplit(":", 1)[1]))
+    as the kernel has it (arcane/serving/listen.py: what decides how fast a storm recovers),
+    and the server's CPU seconds over the whole run.
+
+    `handshake_only`: the reconnect stops at Socket.IO's connect (no join, no catch-up, no
+    presence): the floor under the storm, what hypercorn, Engine.IO and Socket.IO cost alone."""
+    port = int(server.url.rsplit(":", 1)[1])
+    ticks: list[int] = []
+
+    def window(line: dict[str, Any]) -> None:  # the storm itself, from the drop's end to the last rejoin
+        ticks.append(server.cpu_ticks())
+
+    figures = drive("storm", {"url": server.url, "games": load.storm_players // 4, "handshake_only": handshake_only},
+                    on_window=window)
+    figures["backlog"] = listen_backlog(port)
+    if len(ticks) == 2:
+        figures["server_cpu_s"] = round((ticks[1] - ticks[0]) / os.sysconf("SC_CLK_TCK"), 2)
     return figures
+
+
+def storms(load: Load) -> dict[str, Any]:
+    """The storm, then its floor (handshake only), each on a fresh server, in the same minutes."""
+    arcane = servers()["arcane"]
+    return {"storm": attempt("reconnect storm", arcane, lambda s: storm(s, load)),
+            "storm_floor": attempt("reconnect storm, handshake only", arcane,
+                                   lambda s: storm(s, load, handshake_only=True))}
 
 
 def listen_backlog(port: int) -> int | None:
@@ -292,7 +318,7 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
         str(players): attempt(f"game night, {players} players", catalogue["arcane"],
                               lambda s, n=players: game_night(s, load, n))
         for players in load.night_smaller}
-    results["storm"] = attempt("reconnect storm", catalogue["arcane"], lambda s: storm(s, load))
+    results.update(storms(load))
     results["polls"] = attempt("long-poll answers", catalogue["arcane"], lambda s: polls(s, load))
     results["hosts"] = run_hosts(load, sys.modules[__name__])
     results["machine"] = {"reference_ms": [speed_before, reference_ms()],
@@ -616,6 +642,13 @@ def tables(results: dict[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|",
               f"| {s['players']:,} | {s.get('backlog') or 'unknown'} | {s['seconds']} ({s['complete']:,} complete) "
               f"| {s['recovered']:,} | {s['snapshots']} | {s['p50_ms']} | {s['p99_ms']} | {s['connect_failures']} |"]
+    f = results.get("storm_floor", {"failed": "not run"})
+    lines += ["", "The floor under it: the same storm on a fresh server, each reconnect stopping at Socket.IO's "
+              "connect (the websocket, Engine.IO's open, the token checked; no join, no catch-up, no presence): "
+              + (f"failed: {f['failed']}." if "failed" in f else
+                 f"{f['complete']:,} of {f['players']:,} connected in {f['seconds']} s (p50 {f['p50_ms']} ms, "
+                 f"{f['connect_failures']} connect failures), the server's CPU {f.get('server_cpu_s')} s "
+                 f"(the whole storm's: {s.get('server_cpu_s')} s).")]
     return "\n".join(lines)
 
 
@@ -887,7 +920,8 @@ comes from one machine: compare the rows with each other, not with other machine
   already seen, with `timeout=0`, for {load.poll_seconds:.0f} s: the cost of a poll itself.
 - **Reconnect storm:** {load.storm_players:,} websocket players drop at once, each game logs a chat line
   meanwhile, all reconnect at once with their `last_seq`; time until every one has rejoined and
-  received what it missed.
+  received what it missed. Then its floor, on a fresh server: the same storm with each reconnect
+  stopping at Socket.IO's connect, what the protocol stack costs before any of the game's work.
 """ + soak)
 
 
@@ -906,7 +940,7 @@ def main() -> None:
     load = SMOKE if args.smoke else Load()
     if args.storm:
         load = dataclasses.replace(load, storm_players=args.storm)
-        print(json.dumps(attempt("reconnect storm", servers()["arcane"], lambda s: storm(s, load))))
+        print(json.dumps(storms(load)))
         return
     if args.hosts:
         command = "bench/run.py --hosts" + (" --smoke" if args.smoke else "")
@@ -965,6 +999,14 @@ def _tree(root: int) -> list[int]:
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
 def _rss_kb(pid: int) -> int:

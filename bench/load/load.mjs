@@ -429,6 +429,8 @@ async function hold(o) {
 }
 
 // -- 4. reconnect storm -----------------------------------------------------------------------
+// `handshake_only`: the reconnect is only the websocket, Engine.IO's open and Socket.IO's connect
+// with the token, no join: the floor under the storm, what the protocol stack costs alone.
 
 async function storm(o) {
   const seats = await seat("arcane", o.url, o.games, 4);
@@ -455,6 +457,7 @@ async function storm(o) {
     missed.set(c.seat.room, answer.json.seq);
   });
   out({ phase: "dropped" });
+  out({ window: "open" });
   const started = now();
   let recovered = 0;
   let snapshots = 0;
@@ -466,6 +469,12 @@ async function storm(o) {
     for (let attempt = 0; attempt < 20; attempt++) {
       try {
         const socket = await connect(o.url, c.seat);
+        if (o.handshake_only) {
+          c.socket = socket;
+          c.done = true;
+          c.resolve();
+          break;
+        }
         socket.onAny((name, data) => {
           track(c)(name, data);
           if (c.cursor >= c.want && !c.done) { c.done = true; c.resolve(); }
@@ -483,10 +492,12 @@ async function storm(o) {
     finished.push(now() - started);
   }));
   const elapsed = (now() - started) / 1000;
+  out({ window: "closed" });
   const complete = clients.filter((c) => c.done).length;
   for (const c of clients) c.socket?.close();
   const sorted = finished.sort((a, b) => a - b);
-  out({ result: { scenario: "storm", players: clients.length, seconds: Math.round(elapsed * 1000) / 1000,
+  out({ result: { scenario: "storm", handshake_only: Boolean(o.handshake_only), players: clients.length,
+    seconds: Math.round(elapsed * 1000) / 1000,
     complete, recovered, snapshots, connect_failures: failures,
     p50_ms: Math.round(sorted[Math.floor(sorted.length / 2)]), p99_ms: Math.round(sorted[Math.floor(sorted.length * 0.99)]) } });
   process.exit(0);
