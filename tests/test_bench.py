@@ -50,6 +50,11 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
     smaller = results["gamenight_smaller"]["4"]
     assert smaller["players"] == 4 and all(smaller["chat_deliveries"][t] > 0 for t in smaller["chat_deliveries"])
     assert results["storm"]["complete"] == results["storm"]["players"] == 8
+    assert results["storm"]["recovered"] == 8 and results["storm"]["handshake_only"] is False
+    floor = results["storm_floor"]  # the same storm stopping at Socket.IO's connect: no joins at all
+    assert floor["handshake_only"] is True and floor["complete"] == floor["players"] == 8, floor
+    assert floor["recovered"] == floor["snapshots"] == 0, floor
+    assert results["storm"]["server_cpu_s"] >= 0 and floor["server_cpu_s"] >= 0
     assert results["polls"]["polls"] > 0 and results["polls"]["errors"] == 0
     hosts = results["hosts"]  # bench/hosts.py: PostgreSQL, then one and two hosts behind HAProxy
     for key in ("sqlite", "postgresql", "one_host", "two_hosts"):
@@ -69,6 +74,7 @@ def test_the_harness_runs_every_scenario_and_writes_its_report(tmp_path: Path) -
                     "| two hosts >= 1.3x one host, behind the balancer |"):
         assert heading in report
     assert "python-socketio on hypercorn" in report and "bench/run.py --smoke" in report
+    assert "The floor under it: " in report and "8 of 8 connected in" in report
     assert "The median of 2 runs by worst p99" in report and "The load generator's own event loop" in report
     start, end = results["machine"]["reference_ms"]
     assert f"took {start} ms\n  before the run and {end} ms after it" in report
