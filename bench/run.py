@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hosts import run_hosts  # noqa: E402  (bench/hosts.py)
+from hosts import cpu_seconds, run_hosts  # noqa: E402  (bench/hosts.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = ROOT / "bench" / "load" / "load.mjs"
@@ -110,10 +110,10 @@ class Server:
         assert self.proc is not None
         return sum(_rss_kb(pid) for pid in _tree(self.proc.pid))
 
-    def cpu_ticks(self) -> int:
-        """CPU time (user and system) of the server and every process it started, in clock ticks."""
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) of the server and every process it started."""
         assert self.proc is not None
-        return sum(_cpu_ticks(pid) for pid in _tree(self.proc.pid))
+        return cpu_seconds(_tree(self.proc.pid))
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -249,27 +249,21 @@ def polls(server: Server, load: Load) -> dict[str, Any]:
 def storm(server: Server, load: Load, *, handshake_only: bool = False) -> dict[str, Any]:
     """Every player drops at once and reconnects at once; with the listening socket's backlog
     as the kernel has it (arcane/serving/listen.py: what decides how fast a storm recovers),
-    and the server's CPU seconds over the whole run.
+    and the server's CPU seconds over the storm itself (from the drop's end to the last rejoin).
 
     `handshake_only`: the reconnect stops at Socket.IO's connect (no join, no catch-up, no
     presence): the floor under the storm, what hypercorn, Engine.IO and Socket.IO cost alone."""
-    port = int(server.url.rsplit(":", 1)[1])
-    ticks: list[int] = []
-
-    def window(line: dict[str, Any]) -> None:  # the storm itself, from the drop's end to the last rejoin
-        ticks.append(server.cpu_ticks())
-
+    used: list[float] = []  # at the window's opening and closing
     figures = drive("storm", {"url": server.url, "games": load.storm_players // 4, "handshake_only": handshake_only},
-                    on_window=window)
-    figures["backlog"] = listen_backlog(port)
-    if len(ticks) == 2:
-        figures["server_cpu_s"] = round((ticks[1] - ticks[0]) / os.sysconf("SC_CLK_TCK"), 2)
+                    on_window=lambda line: used.append(server.cpu_seconds()))
+    figures["backlog"] = listen_backlog(int(server.url.rsplit(":", 1)[1]))
+    if len(used) == 2:
+        figures["server_cpu_s"] = round(used[1] - used[0], 2)
     return figures
 
 
-def storms(load: Load) -> dict[str, Any]:
+def storms(arcane: Server, load: Load) -> dict[str, Any]:
     """The storm, then its floor (handshake only), each on a fresh server, in the same minutes."""
-    arcane = servers()["arcane"]
     return {"storm": attempt("reconnect storm", arcane, lambda s: storm(s, load)),
             "storm_floor": attempt("reconnect storm, handshake only", arcane,
                                    lambda s: storm(s, load, handshake_only=True))}
@@ -318,7 +312,7 @@ def run(load: Load, peers: list[str]) -> dict[str, Any]:
         str(players): attempt(f"game night, {players} players", catalogue["arcane"],
                               lambda s, n=players: game_night(s, load, n))
         for players in load.night_smaller}
-    results.update(storms(load))
+    results.update(storms(catalogue["arcane"], load))
     results["polls"] = attempt("long-poll answers", catalogue["arcane"], lambda s: polls(s, load))
     results["hosts"] = run_hosts(load, sys.modules[__name__])
     results["machine"] = {"reference_ms": [speed_before, reference_ms()],
@@ -942,7 +936,7 @@ def main() -> None:
     load = SMOKE if args.smoke else Load()
     if args.storm:
         load = dataclasses.replace(load, storm_players=args.storm)
-        print(json.dumps(storms(load)))
+        print(json.dumps(storms(servers()["arcane"], load)))
         return
     if args.hosts:
         command = "bench/run.py --hosts" + (" --smoke" if args.smoke else "")
@@ -1001,14 +995,6 @@ def _tree(root: int) -> list[int]:
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
 def _rss_kb(pid: int) -> int:
